@@ -1,0 +1,95 @@
+//! One migration sequence for both dialects: each version has its SQLite and PostgreSQL text,
+//! applied in order, each in its own transaction, and recorded in `kiln_schema`.
+
+use sqlx::Row;
+use sqlx::AnyConnection;
+use tracing::info;
+
+use crate::{Dialect, Error, MetaStore};
+
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+impl Migration {
+    fn sql(&self, dialect: Dialect) -> &'static str {
+        match dialect {
+            Dialect::Sqlite => self.sqlite,
+            Dialect::Postgres => self.postgres,
+        }
+    }
+}
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "tracking",
+    sqlite: include_str!("../migrations/0001_tracking.sqlite.sql"),
+    postgres: include_str!("../migrations/0001_tracking.postgres.sql"),
+}];
+
+/// Serialises migrations across replicas sharing one PostgreSQL database.
+const PG_MIGRATION_LOCK: i64 = 0x6b696c6e_0001;
+
+const CREATE_SCHEMA_TABLE: &str = "CREATE TABLE IF NOT EXISTS kiln_schema (\
+     version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+fn latest_known() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+pub(crate) async fn run(store: &MetaStore) -> Result<Vec<i64>, Error> {
+    let dialect = store.dialect();
+    let mut conn = store.write_pool().acquire().await?;
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await?;
+    }
+    let result = apply_pending(&mut conn, dialect).await;
+    if dialect == Dialect::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await?;
+    }
+    result
+}
+
+async fn apply_pending(conn: &mut AnyConnection, dialect: Dialect) -> Result<Vec<i64>, Error> {
+    sqlx::raw_sql(CREATE_SCHEMA_TABLE).execute(&mut *conn).await?;
+    let current = current_version(conn).await?;
+    if current > latest_known() {
+        return Err(Error::SchemaTooNew { found: current, known: latest_known() });
+    }
+    let mut applied = Vec::new();
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let fail = |source| Error::Migration { version: m.version, description: m.description, source };
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::raw_sql(m.sql(dialect)).execute(&mut *tx).await.map_err(fail)?;
+        sqlx::query("INSERT INTO kiln_schema (version, description, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.description)
+            .bind(kiln_core::time::now_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        info!(version = m.version, description = m.description, "applied schema migration");
+        applied.push(m.version);
+    }
+    Ok(applied)
+}
+
+async fn current_version(conn: &mut AnyConnection) -> Result<i64, Error> {
+    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM kiln_schema").fetch_one(&mut *conn).await?;
+    Ok(row.try_get::<i64, _>("v")?)
+}
+
+/// Refuses to run against a schema newer than this binary (a downgrade would misread it).
+pub(crate) async fn check_not_newer(store: &MetaStore) -> Result<(), Error> {
+    let mut conn = store.write_pool().acquire().await?;
+    sqlx::raw_sql(CREATE_SCHEMA_TABLE).execute(&mut *conn).await?;
+    let current = current_version(&mut conn).await?;
+    if current > latest_known() {
+        return Err(Error::SchemaTooNew { found: current, known: latest_known() });
+    }
+    Ok(())
+}
