@@ -1,0 +1,255 @@
+//! Experiments: create, read, rename, delete and restore, and their tags.
+
+use kiln_core::time::now_millis;
+use kiln_store::Transaction;
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::entities::{ACTIVE, DELETED, Experiment, Tag};
+use crate::error::{Error, Result};
+use crate::rows::{self, EXPERIMENT_COLUMNS, is_unique_violation};
+use crate::validation::{MAX_EXPERIMENT_TAG_VALUE_LENGTH, parse_experiment_id, validate_key};
+use crate::Tracking;
+
+pub(crate) const DEFAULT_EXPERIMENT_ID: i64 = 0;
+const DEFAULT_EXPERIMENT_NAME: &str = "Default";
+
+impl Tracking {
+    pub(crate) async fn ensure_default_experiment(&self) -> Result<()> {
+        let now = now_millis();
+        let mut tx = self.store.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
+             VALUES ($1, $2, $3, 'active', $4, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(DEFAULT_EXPERIMENT_ID)
+        .bind(DEFAULT_EXPERIMENT_NAME)
+        .bind(self.experiment_location(DEFAULT_EXPERIMENT_ID))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn create_experiment(&self, name: &str, artifact_location: Option<&str>, tags: &[Tag]) -> Result<String> {
+        if name.is_empty() {
+            return Err(Error::invalid("Missing value for required parameter 'name': give the experiment a name"));
+        }
+        for tag in tags {
+            validate_experiment_tag(tag)?;
+        }
+        let now = now_millis();
+        let mut tx = self.store.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
+             VALUES ($1, $2, 'active', $3, $3) RETURNING experiment_id",
+        )
+        .bind(name)
+        .bind(artifact_location.unwrap_or(""))
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await;
+        let id: i64 = match inserted {
+            Ok(row) => row.try_get(0)?,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::already_exists(format!("Experiment '{name}' already exists")));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if artifact_location.is_none_or(str::is_empty) {
+            sqlx::query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
+                .bind(self.experiment_location(id))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for tag in tags {
+            upsert_experiment_tag(&mut tx, id, tag).await?;
+        }
+        tx.commit().await?;
+        Ok(id.to_string())
+    }
+
+    pub async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
+        let id = parse_experiment_id(experiment_id)?;
+        let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.experiment_id = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(self.store.reader()).await?;
+        let row = row.ok_or_else(|| Error::not_found(format!("No Experiment with id={id} exists")))?;
+        let mut experiment = rows::experiment(&row)?;
+        self.attach_experiment_tags(std::slice::from_mut(&mut experiment)).await?;
+        Ok(experiment)
+    }
+
+    pub async fn get_experiment_by_name(&self, name: &str) -> Result<Experiment> {
+        if name.is_empty() {
+            return Err(Error::invalid("Missing value for required parameter 'experiment_name'"));
+        }
+        let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.name = $1");
+        let row = sqlx::query(AssertSqlSafe(sql)).bind(name).fetch_optional(self.store.reader()).await?;
+        let row = row.ok_or_else(|| Error::not_found(format!("Could not find experiment with name '{name}'")))?;
+        let mut experiment = rows::experiment(&row)?;
+        self.attach_experiment_tags(std::slice::from_mut(&mut experiment)).await?;
+        Ok(experiment)
+    }
+
+    /// Fills in the tags of each experiment.
+    pub(crate) async fn attach_experiment_tags(&self, experiments: &mut [Experiment]) -> Result<()> {
+        if experiments.is_empty() {
+            return Ok(());
+        }
+        let mut sql = crate::sql::Sql::new("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ");
+        sql.bind_list(experiments.iter().map(|e| crate::sql::Bind::Int(e.experiment_id.parse().unwrap_or(-1))));
+        sql.push(" ORDER BY experiment_id, key");
+        let rows = sql.build().fetch_all(self.store.reader()).await?;
+        for row in rows {
+            let id = row.try_get::<i64, _>(0)?.to_string();
+            if let Some(e) = experiments.iter_mut().find(|e| e.experiment_id == id) {
+                e.tags.push(rows::tag(&row, 1)?);
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn rename_experiment(&self, experiment_id: &str, new_name: &str) -> Result<()> {
+        let id = parse_experiment_id(experiment_id)?;
+        if new_name.is_empty() {
+            return Err(Error::invalid("Missing value for required parameter 'new_name': give the new name"));
+        }
+        let mut tx = self.store.begin_write().await?;
+        let stage = experiment_stage(&mut tx, id).await?;
+        if stage != ACTIVE {
+            return Err(Error::invalid_state(format!(
+                "Cannot rename experiment {id}: it is deleted; restore it first"
+            )));
+        }
+        let renamed = sqlx::query("UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3")
+            .bind(new_name)
+            .bind(now_millis())
+            .bind(id)
+            .execute(&mut *tx)
+            .await;
+        match renamed {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Err(Error::already_exists(format!("Experiment '{new_name}' already exists")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks the experiment and all its active runs deleted.
+    pub async fn delete_experiment(&self, experiment_id: &str) -> Result<()> {
+        self.set_experiment_stage(experiment_id, ACTIVE, DELETED).await
+    }
+
+    /// Brings a deleted experiment back, with all its deleted runs.
+    pub async fn restore_experiment(&self, experiment_id: &str) -> Result<()> {
+        self.set_experiment_stage(experiment_id, DELETED, ACTIVE).await
+    }
+
+    async fn set_experiment_stage(&self, experiment_id: &str, from: &str, to: &str) -> Result<()> {
+        let id = parse_experiment_id(experiment_id)?;
+        let now = now_millis();
+        let mut tx = self.store.begin_write().await?;
+        let stage = experiment_stage(&mut tx, id).await?;
+        if stage != from {
+            return Err(Error::not_found(format!("No {from} experiment with id={id} exists: it is {stage}")));
+        }
+        sqlx::query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
+            .bind(to)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let deleted_time = if to == DELETED { Some(now) } else { None };
+        sqlx::query(
+            "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE experiment_id = $3 AND lifecycle_stage = $4",
+        )
+        .bind(to)
+        .bind(deleted_time)
+        .bind(id)
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn set_experiment_tag(&self, experiment_id: &str, tag: &Tag) -> Result<()> {
+        let id = parse_experiment_id(experiment_id)?;
+        validate_experiment_tag(tag)?;
+        let mut tx = self.store.begin_write().await?;
+        require_active_experiment(&mut tx, id).await?;
+        upsert_experiment_tag(&mut tx, id, tag).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn delete_experiment_tag(&self, experiment_id: &str, key: &str) -> Result<()> {
+        let id = parse_experiment_id(experiment_id)?;
+        if key.is_empty() {
+            return Err(Error::invalid("Missing value for required parameter 'key'"));
+        }
+        let mut tx = self.store.begin_write().await?;
+        require_active_experiment(&mut tx, id).await?;
+        let done = sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
+            .bind(id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found(format!("No tag with name '{key}' in experiment {id}")));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn validate_experiment_tag(tag: &Tag) -> Result<()> {
+    validate_key("tag", &tag.key)?;
+    let len = tag.value.chars().count();
+    if len > MAX_EXPERIMENT_TAG_VALUE_LENGTH {
+        return Err(Error::invalid(format!(
+            "Experiment tag '{}' has a value of {len} characters; the limit is {MAX_EXPERIMENT_TAG_VALUE_LENGTH}",
+            tag.key
+        )));
+    }
+    Ok(())
+}
+
+async fn upsert_experiment_tag(tx: &mut Transaction<'static>, id: i64, tag: &Tag) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) \
+         ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(id)
+    .bind(&tag.key)
+    .bind(&tag.value)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The lifecycle stage of an experiment, or NotFound.
+pub(crate) async fn experiment_stage(tx: &mut Transaction<'static>, id: i64) -> Result<String> {
+    let row = sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match row {
+        Some(row) => Ok(row.try_get(0)?),
+        None => Err(Error::not_found(format!("No Experiment with id={id} exists"))),
+    }
+}
+
+pub(crate) async fn require_active_experiment(tx: &mut Transaction<'static>, id: i64) -> Result<()> {
+    let stage = experiment_stage(tx, id).await?;
+    if stage != ACTIVE {
+        return Err(Error::invalid(format!(
+            "The experiment {id} must be in the 'active' state; it is {stage}. Restore it first"
+        )));
+    }
+    Ok(())
+}

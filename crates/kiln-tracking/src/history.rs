@@ -1,0 +1,217 @@
+//! Metric history: the full series of one metric (streamed in chunks, never buffered whole),
+//! and the downsampled series of several runs that charts draw.
+
+use futures_util::TryStreamExt;
+use kiln_core::search::PageToken;
+use sqlx::Row;
+use tokio::sync::mpsc;
+
+use crate::entities::{Metric, RunMetric};
+use crate::error::{Error, Result};
+use crate::rows;
+use crate::runs::require_run_id;
+use crate::Tracking;
+
+/// Points per chunk of a streamed history.
+const CHUNK: usize = 2048;
+pub const MAX_BULK_RUNS: usize = 100;
+pub const MAX_BULK_RESULTS: i64 = 2500;
+
+/// A piece of a metric history as it streams out.
+#[derive(Debug)]
+pub enum HistoryChunk {
+    Points(Vec<Metric>),
+    /// The history is complete; a token is there when a further page exists.
+    End { next_page_token: Option<String> },
+}
+
+/// What `metrics/get-history-bulk-interval` takes.
+#[derive(Debug, Clone, Default)]
+pub struct BulkIntervalQuery {
+    pub run_ids: Vec<String>,
+    pub metric_key: String,
+    pub start_step: Option<i64>,
+    pub end_step: Option<i64>,
+    pub max_results: Option<i64>,
+}
+
+impl Tracking {
+    /// Streams the points of one metric of one run, ordered by timestamp, step and value. An
+    /// unknown run or key yields no points. With `max_results`, one page of that many points and
+    /// a token for the next.
+    pub async fn metric_history(
+        &self,
+        run_id: &str,
+        metric_key: &str,
+        max_results: Option<i64>,
+        page_token: Option<&str>,
+    ) -> Result<mpsc::Receiver<Result<HistoryChunk>>> {
+        require_run_id(run_id)?;
+        if metric_key.is_empty() {
+            return Err(Error::invalid("Missing value for required parameter 'metric_key'"));
+        }
+        if let Some(n) = max_results.filter(|&n| n <= 0) {
+            return Err(Error::invalid(format!("Invalid value {n} for parameter 'max_results': it must be positive")));
+        }
+        let token = PageToken::decode(page_token)?;
+        let (tx, rx) = mpsc::channel(4);
+        let run_pk = match self.find_run(run_id).await {
+            Ok(run) => run.pk,
+            Err(e) if e.kind() == kiln_core::ErrorKind::NotFound => {
+                let _ = tx.send(Ok(HistoryChunk::End { next_page_token: None })).await;
+                return Ok(rx);
+            }
+            Err(e) => return Err(e),
+        };
+        let pool = self.store.reader().clone();
+        let key = metric_key.to_string();
+        tokio::spawn(async move {
+            let limit = max_results.map_or(i64::MAX, |n| n.saturating_add(1));
+            let result = async {
+                let mut rows = sqlx::query(
+                    "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_pk = $1 AND key = $2 \
+                     ORDER BY timestamp, step, value LIMIT $3 OFFSET $4",
+                )
+                .bind(run_pk)
+                .bind(&key)
+                .bind(limit)
+                .bind(i64::try_from(token.offset).unwrap_or(i64::MAX))
+                .fetch(&pool);
+                let mut chunk = Vec::with_capacity(CHUNK);
+                let mut sent: i64 = 0;
+                let page = max_results.unwrap_or(i64::MAX);
+                while let Some(row) = rows.try_next().await? {
+                    if sent == page {
+                        let next = PageToken { offset: token.offset + page as u64 };
+                        flush(&tx, &mut chunk).await;
+                        return Ok(Some(next.encode()));
+                    }
+                    chunk.push(rows::metric(&row, 0)?);
+                    sent += 1;
+                    if chunk.len() == CHUNK && !flush(&tx, &mut chunk).await {
+                        return Ok(None);
+                    }
+                }
+                flush(&tx, &mut chunk).await;
+                Ok::<_, Error>(None)
+            }
+            .await;
+            let last = result.map(|next_page_token| HistoryChunk::End { next_page_token });
+            let _ = tx.send(last).await;
+        });
+        Ok(rx)
+    }
+
+    /// Up to `max_results` points per run in a step range, evenly spaced over each run's points
+    /// (always including the last), grouped by run in the order the runs were asked for.
+    pub async fn metric_history_bulk_interval(&self, q: BulkIntervalQuery) -> Result<Vec<RunMetric>> {
+        if q.run_ids.is_empty() {
+            return Err(Error::invalid("Missing value for required parameter 'run_ids': name at least one run"));
+        }
+        if q.run_ids.len() > MAX_BULK_RUNS {
+            return Err(Error::invalid(format!(
+                "{} run ids were given; at most {MAX_BULK_RUNS} can be read at once",
+                q.run_ids.len()
+            )));
+        }
+        if q.metric_key.is_empty() {
+            return Err(Error::invalid("Missing value for required parameter 'metric_key'"));
+        }
+        let max_results = q.max_results.unwrap_or(MAX_BULK_RESULTS);
+        if !(1..=MAX_BULK_RESULTS).contains(&max_results) {
+            return Err(Error::invalid(format!(
+                "Invalid value {max_results} for parameter 'max_results': it must be between 1 and {MAX_BULK_RESULTS}"
+            )));
+        }
+        let (start, end) = match (q.start_step, q.end_step) {
+            (None, None) => (i64::MIN, i64::MAX),
+            (Some(s), Some(e)) if s <= e => (s, e),
+            (Some(s), Some(e)) => {
+                return Err(Error::invalid(format!("start_step ({s}) must not be greater than end_step ({e})")));
+            }
+            _ => return Err(Error::invalid("Give both start_step and end_step, or neither")),
+        };
+        let mut out = Vec::new();
+        for run_id in &q.run_ids {
+            let run_pk = match self.find_run(run_id).await {
+                Ok(run) => run.pk,
+                Err(e) if e.kind() == kiln_core::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            let count: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM metrics WHERE run_pk = $1 AND key = $2 AND step >= $3 AND step <= $4",
+            )
+            .bind(run_pk)
+            .bind(&q.metric_key)
+            .bind(start)
+            .bind(end)
+            .fetch_one(self.store.reader())
+            .await?
+            .try_get(0)?;
+            let wanted = sample_positions(count as usize, max_results as usize);
+            let mut rows = sqlx::query(
+                "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_pk = $1 AND key = $2 \
+                 AND step >= $3 AND step <= $4 ORDER BY step, timestamp, value, is_nan",
+            )
+            .bind(run_pk)
+            .bind(&q.metric_key)
+            .bind(start)
+            .bind(end)
+            .fetch(self.store.reader());
+            let mut position = 0usize;
+            let mut next = wanted.iter().peekable();
+            while let Some(row) = rows.try_next().await? {
+                match next.peek() {
+                    Some(&&p) if p == position => {
+                        next.next();
+                        out.push(RunMetric { metric: rows::metric(&row, 0)?, run_id: run_id.clone() });
+                    }
+                    None => break,
+                    _ => {}
+                }
+                position += 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Sends the chunk if it holds anything; false when the receiver has gone.
+async fn flush(tx: &mpsc::Sender<Result<HistoryChunk>>, chunk: &mut Vec<Metric>) -> bool {
+    if chunk.is_empty() {
+        return true;
+    }
+    let points = std::mem::replace(chunk, Vec::with_capacity(CHUNK));
+    tx.send(Ok(HistoryChunk::Points(points))).await.is_ok()
+}
+
+/// Which of `n` ordered points a sample of at most `k` keeps: the first point of each of `k`
+/// near-equal buckets (the first `n % k` one larger), with the last point always kept.
+pub(crate) fn sample_positions(n: usize, k: usize) -> Vec<usize> {
+    if n <= k {
+        return (0..n).collect();
+    }
+    let (q, r) = (n / k, n % k);
+    let mut positions: Vec<usize> = (0..k).map(|b| b * q + b.min(r)).collect();
+    if positions.last() != Some(&(n - 1)) {
+        *positions.last_mut().expect("k >= 1") = n - 1;
+    }
+    positions
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample_positions;
+
+    #[test]
+    fn sampling_matches_mlflow() {
+        assert_eq!(sample_positions(10, 2), vec![0, 9]);
+        assert_eq!(sample_positions(10, 3), vec![0, 4, 9]);
+        assert_eq!(sample_positions(10, 4), vec![0, 3, 6, 9]);
+        assert_eq!(sample_positions(10, 7), vec![0, 2, 4, 6, 7, 8, 9]);
+        assert_eq!(sample_positions(10, 1), vec![9]);
+        assert_eq!(sample_positions(5, 3), vec![0, 2, 4]);
+        assert_eq!(sample_positions(3, 10), vec![0, 1, 2]);
+        assert_eq!(sample_positions(0, 10), Vec::<usize>::new());
+    }
+}
