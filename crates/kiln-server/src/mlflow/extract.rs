@@ -1,0 +1,138 @@
+//! Reading MLflow requests: a GET's query string or a POST's JSON body, into one typed struct.
+//! Any failure is a 400 that names the field and says what was expected.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::ApiError;
+
+/// A request's parameters, from the query string (GET) or the JSON body (other methods).
+pub struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if req.method() == Method::GET {
+            let query = req.uri().query().unwrap_or("");
+            return from_query(query).map(Params);
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    code: "INVALID_PARAMETER_VALUE",
+                    message: format!("The request body is too large: {}", rejection.body_text()),
+                }
+            } else {
+                ApiError::invalid(format!("Could not read the request body: {}", rejection.body_text()))
+            }
+        })?;
+        from_json(&bytes).map(Params)
+    }
+}
+
+fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::invalid(format!("The request body is not valid JSON: {inner}"))
+        } else if path == "." {
+            ApiError::invalid(format!("Invalid request body: {inner}"))
+        } else {
+            ApiError::invalid(format!("Invalid value for parameter '{path}': {inner}"))
+        }
+    })?;
+    de.end().map_err(|e| ApiError::invalid(format!("The request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Parameters that are lists: in a query string they may appear once or repeated.
+const LIST_PARAMS: &[&str] = &["run_ids", "experiment_ids", "order_by"];
+
+/// Query parameters as a JSON object: list parameters become lists, as does any repeated key.
+fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let mut object = Map::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = decode_component(raw_key)?;
+        let value = Value::String(decode_component(raw_value)?);
+        match object.get_mut(&key) {
+            Some(Value::Array(items)) => items.push(value),
+            Some(existing) => {
+                let first = existing.take();
+                *existing = Value::Array(vec![first, value]);
+            }
+            None if LIST_PARAMS.contains(&key.as_str()) => {
+                object.insert(key, Value::Array(vec![value]));
+            }
+            None => {
+                object.insert(key, value);
+            }
+        }
+    }
+    serde_path_to_error::deserialize(Value::Object(object)).map_err(|e| {
+        let path = e.path().to_string();
+        ApiError::invalid(format!("Invalid value for query parameter '{path}': {}", e.into_inner()))
+    })
+}
+
+/// Percent-decodes one query component (`+` is a space); invalid UTF-8 is refused.
+fn decode_component(raw: &str) -> Result<String, ApiError> {
+    let decoded = percent_decode(raw.replace('+', " ").as_bytes());
+    String::from_utf8(decoded).map_err(|_| ApiError::invalid("A query parameter is not valid UTF-8 once decoded"))
+}
+
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+        if input[i] == b'%' && i + 2 < input.len() {
+            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(input[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(decode_component("a%20b+c").unwrap(), "a b c");
+        assert_eq!(decode_component("100%").unwrap(), "100%");
+        assert_eq!(decode_component("%e2%82%ac").unwrap(), "\u{20ac}");
+        assert!(decode_component("%ff%fe").is_err());
+    }
+
+    #[test]
+    fn repeated_keys_become_lists() {
+        let v: Value = from_query("run_ids=a&run_ids=b&metric_key=loss&order_by=name").unwrap();
+        assert_eq!(v["run_ids"], serde_json::json!(["a", "b"]));
+        assert_eq!(v["metric_key"], "loss");
+        assert_eq!(v["order_by"], serde_json::json!(["name"]));
+    }
+
+    #[test]
+    fn json_errors_are_400s() {
+        assert!(from_json::<Value>(b"{").is_err());
+        assert!(from_json::<Value>(b"{} trailing").is_err());
+        let deep = "[".repeat(100_000);
+        assert_eq!(from_json::<Value>(deep.as_bytes()).unwrap_err().status, StatusCode::BAD_REQUEST);
+        assert_eq!(from_json::<Value>(b"").unwrap(), serde_json::json!({}));
+    }
+}

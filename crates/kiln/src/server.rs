@@ -1,0 +1,84 @@
+//! `kiln server` and `kiln db upgrade`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use kiln_server::{ApiOptions, AppState};
+use kiln_store::{MetaStore, StoreOptions};
+use kiln_tracking::Tracking;
+use tracing::info;
+
+use crate::config::ServerConfig;
+
+/// Experiments' artifact locations point at the server's proxied artifact API, as with
+/// `mlflow server --serve-artifacts`.
+const ARTIFACT_ROOT: &str = "mlflow-artifacts:/";
+
+pub async fn run(config: ServerConfig) -> Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&config.artifacts_destination)
+        .with_context(|| format!("cannot create the artifacts folder {}", config.artifacts_destination))?;
+    let store = MetaStore::connect(
+        &config.backend_store_uri,
+        StoreOptions { max_connections: config.db_max_connections, ..StoreOptions::default() },
+    )
+    .await
+    .context("cannot open the backend store")?;
+    let tracking = Tracking::open(store.clone(), ARTIFACT_ROOT).await.context("cannot open tracking")?;
+    let app = kiln_server::app(AppState { tracking }, &ApiOptions { max_body_bytes: config.max_request_body });
+    let address = format!("{}:{}", config.host, config.port);
+    let listener = tokio::net::TcpListener::bind(&address)
+        .await
+        .with_context(|| format!("cannot listen on {address}"))?;
+    info!(
+        "kiln server listening on http://{} (metadata: {}; artifacts: {}) after {} ms",
+        listener.local_addr().map(|a| a.to_string()).unwrap_or(address),
+        store.description(),
+        config.artifacts_destination,
+        started.elapsed().as_millis()
+    );
+    kiln_server::serve(listener, app, shutdown_signal(), Duration::from_secs(config.shutdown_grace_secs))
+        .await
+        .context("the server failed")?;
+    store.close().await;
+    info!("kiln server stopped");
+    Ok(())
+}
+
+pub async fn upgrade(backend_store_uri: String) -> Result<()> {
+    let store = MetaStore::connect(&backend_store_uri, StoreOptions { migrate: false, ..StoreOptions::default() })
+        .await
+        .context("cannot open the backend store")?;
+    let applied = store.migrate().await.context("schema upgrade failed")?;
+    if applied.is_empty() {
+        println!("{}: the schema is up to date", store.description());
+    } else {
+        let versions: Vec<String> = applied.iter().map(i64::to_string).collect();
+        println!("{}: applied schema migrations {}", store.description(), versions.join(", "));
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    info!("shutting down: finishing requests in flight");
+}
