@@ -14,10 +14,15 @@ pub fn parse_filter(text: &str, schema: Schema) -> Result<Filter, Error> {
     let tokens = tokenize(text).map_err(|e| invalid_filter(text, &e))?;
     let mut p = Parser { tokens: &tokens, at: 0, text, what: "filter" };
     let mut clauses = Vec::new();
-    if tokens.is_empty() {
-        return Ok(Filter { clauses });
-    }
     loop {
+        // Empty clauses around AND are skipped, as MLflow does, so filters built by joining
+        // parts with " AND " work when a part is empty.
+        while matches!(p.peek(), Some(Token { tok: Tok::Word(w), .. }) if w.eq_ignore_ascii_case("and")) {
+            p.next();
+        }
+        if p.peek().is_none() {
+            break;
+        }
         let entity = p.entity(schema)?;
         let op = p.op(&entity)?;
         let value = p.value(op, &entity)?;
@@ -26,11 +31,7 @@ pub fn parse_filter(text: &str, schema: Schema) -> Result<Filter, Error> {
         clauses.push(comparison);
         match p.next() {
             None => break,
-            Some(Token { tok: Tok::Word(w), .. }) if w.eq_ignore_ascii_case("and") => {
-                if p.peek().is_none() {
-                    return Err(invalid_filter(text, "it ends with AND; add a comparison after it or remove the AND"));
-                }
-            }
+            Some(Token { tok: Tok::Word(w), .. }) if w.eq_ignore_ascii_case("and") => {}
             Some(Token { tok: Tok::Word(w), pos }) if w.eq_ignore_ascii_case("or") => {
                 return Err(invalid_filter(
                     text,

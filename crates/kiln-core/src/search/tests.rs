@@ -17,6 +17,14 @@ fn empty_filter_matches_everything() {
 }
 
 #[test]
+fn empty_clauses_around_and_are_skipped() {
+    for text in ["AND", "params.p = 'x' AND", "AND params.p = 'x'", "params.p = 'x' and and metrics.m > 0"] {
+        assert!(runs(text).is_ok(), "{text}");
+    }
+    assert_eq!(runs("and params.p = 'x' and").unwrap().clauses.len(), 1);
+}
+
+#[test]
 fn parses_the_common_filter() {
     let f = runs("metrics.loss < 0.5 and params.lr = '0.01'").unwrap();
     assert_eq!(
@@ -73,7 +81,6 @@ fn refuses_what_mlflow_refuses() {
         "attributes.nope = 'x'",
         "foo.bar = 'x'",
         "metrics.loss < 0.5 or params.lr = '1'",
-        "metrics.loss < 0.5 and",
         "metrics.loss",
         "metrics.loss <",
         "metrics.loss == 1",
