@@ -37,6 +37,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Params<T> {
 
 fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
+    prescan(bytes)?;
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -83,10 +84,56 @@ fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
     })
 }
 
-/// Percent-decodes one query component (`+` is a space); invalid UTF-8 is refused.
+/// Percent-decodes one query component (`+` is a space); invalid UTF-8 and NUL are refused.
 fn decode_component(raw: &str) -> Result<String, ApiError> {
     let decoded = percent_decode(raw.replace('+', " ").as_bytes());
+    if decoded.contains(&0) {
+        return Err(nul_refused());
+    }
     String::from_utf8(decoded).map_err(|_| ApiError::invalid("A query parameter is not valid UTF-8 once decoded"))
+}
+
+/// Text with NUL cannot be stored by every backend (PostgreSQL refuses it), so it is refused
+/// everywhere, before anything is read or written.
+fn nul_refused() -> ApiError {
+    ApiError::invalid("Text values cannot contain the NUL character (\\u0000)")
+}
+
+/// Deepest nesting of arrays and objects a request may have; MLflow's requests need four.
+const MAX_DEPTH: usize = 64;
+
+/// One pass over the raw JSON before it is parsed: refuses nesting deeper than [`MAX_DEPTH`]
+/// (even inside fields that would be ignored) and `\\u0000` escapes inside strings. Outside
+/// strings valid JSON has no backslashes or quotes, and inside them every escape is a backslash
+/// and one character (or `uXXXX`), so stepping over escapes keeps the scan exact.
+fn prescan(json: &[u8]) -> Result<(), ApiError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut i = 0;
+    while i < json.len() {
+        match (in_string, json[i]) {
+            (true, b'\\') => {
+                if json.get(i + 1) == Some(&b'u') && json.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                    return Err(nul_refused());
+                }
+                i += 1;
+            }
+            (true, b'"') => in_string = false,
+            (false, b'"') => in_string = true,
+            (false, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return Err(ApiError::invalid(format!(
+                        "The request body nests arrays and objects more than {MAX_DEPTH} levels deep"
+                    )));
+                }
+            }
+            (false, b']' | b'}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
 }
 
 fn percent_decode(input: &[u8]) -> Vec<u8> {
@@ -117,6 +164,24 @@ mod tests {
         assert_eq!(decode_component("100%").unwrap(), "100%");
         assert_eq!(decode_component("%e2%82%ac").unwrap(), "\u{20ac}");
         assert!(decode_component("%ff%fe").is_err());
+    }
+
+    #[test]
+    fn nul_is_refused() {
+        assert!(prescan(br#"{"a": "x\u0000y"}"#).is_err());
+        assert!(prescan(br#"{"a": "x\\u0000y"}"#).is_ok());
+        assert!(prescan(br#"{"a": "x\\\u0000"}"#).is_err());
+        assert!(prescan(br#"{"a": "\"\u0000"}"#).is_err());
+        assert!(from_json::<Value>(br#"{"key": "a\u0000"}"#).is_err());
+        assert!(decode_component("a%00b").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_even_where_ignored() {
+        let deep = format!("{{\"a\": 1, \"ignored\": {}{}}}", "[".repeat(65), "]".repeat(65));
+        assert!(prescan(deep.as_bytes()).is_err());
+        let fine = format!("{{\"brackets\": \"{}\", \"x\": [[1]]}}", "[".repeat(100));
+        assert!(prescan(fine.as_bytes()).is_ok());
     }
 
     #[test]

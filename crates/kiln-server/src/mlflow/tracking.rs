@@ -334,14 +334,14 @@ pub(crate) struct KeyValueReq {
 
 pub(crate) async fn log_parameter(State(s): State<AppState>, Params(r): Params<KeyValueReq>) -> ApiResult {
     let run_id = r.id.get()?;
-    let param = Tag { key: required(r.key, "key")?, value: r.value.unwrap_or_default() };
+    let param = Tag { key: required(r.key, "key")?, value: r.value.ok_or_else(|| ApiError::missing("value"))? };
     s.tracking.log_batch(&run_id, Batch { params: vec![param], ..Batch::default() }).await?;
     Ok(empty())
 }
 
 pub(crate) async fn set_tag(State(s): State<AppState>, Params(r): Params<KeyValueReq>) -> ApiResult {
     let run_id = r.id.get()?;
-    let tag = Tag { key: required(r.key, "key")?, value: r.value.unwrap_or_default() };
+    let tag = Tag { key: required(r.key, "key")?, value: r.value.ok_or_else(|| ApiError::missing("value"))? };
     s.tracking.log_batch(&run_id, Batch { tags: vec![tag], ..Batch::default() }).await?;
     Ok(empty())
 }
