@@ -49,26 +49,30 @@ CREATE TABLE run_params (
 );
 CREATE INDEX run_params_by_key ON run_params (key);
 
--- Every logged point, in the order metric history reads it back (timestamp, step, value). NaN is kept as is_nan = 1 with value 0, as on SQLite; infinities
--- arrive clamped to the largest finite double, as MLflow stores them.
+-- Every logged point, in the order metric history reads it back (timestamp, step, value).
+-- A value is kept as its order key: the IEEE-754 bits of the double, with the bits of negative
+-- numbers flipped so that integer order is numeric order. It is exact (text forms of doubles
+-- from the database are not always) and sorts like the number. NaN is kept as is_nan = 1 with
+-- the key of 0; infinities arrive clamped to the largest finite double, as MLflow stores them.
 CREATE TABLE metrics (
     run_pk BIGINT NOT NULL REFERENCES runs (run_pk),
     key TEXT COLLATE "C" NOT NULL,
     step BIGINT NOT NULL,
     timestamp BIGINT NOT NULL,
-    value DOUBLE PRECISION NOT NULL,
+    value_key BIGINT NOT NULL,
     is_nan BIGINT NOT NULL,
-    PRIMARY KEY (run_pk, key, timestamp, step, value, is_nan)
+    PRIMARY KEY (run_pk, key, timestamp, step, value_key, is_nan)
 );
 
 -- The latest point of each metric of each run (highest step, then timestamp, then value):
--- what runs/get shows and what search filters and orders on.
+-- what runs/get shows (from value_key, exact) and what search filters and orders on (value).
 CREATE TABLE latest_metrics (
     run_pk BIGINT NOT NULL REFERENCES runs (run_pk),
     key TEXT COLLATE "C" NOT NULL,
     step BIGINT NOT NULL,
     timestamp BIGINT NOT NULL,
     value DOUBLE PRECISION NOT NULL,
+    value_key BIGINT NOT NULL,
     is_nan BIGINT NOT NULL,
     PRIMARY KEY (run_pk, key)
 );

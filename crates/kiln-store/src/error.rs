@@ -13,6 +13,8 @@ pub enum Error {
         "the database schema is at version {found}, newer than this kiln knows ({known}); upgrade kiln"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    #[error("the store holds data this kiln cannot read: {0}")]
+    Corrupt(String),
     #[error("cannot create the folder for the database file {path}: {source}")]
     CreateDir { path: String, source: std::io::Error },
 }

@@ -97,7 +97,7 @@ impl Tracking {
         if experiments.is_empty() {
             return Ok(());
         }
-        let mut sql = crate::sql::Sql::new("SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ");
+        let mut sql = crate::sql::Sql::new(self.store.dialect(), "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ");
         sql.bind_list(experiments.iter().map(|e| crate::sql::Bind::Int(e.experiment_id.parse().unwrap_or(-1))));
         sql.push(" ORDER BY experiment_id, key");
         let rows = sql.build().fetch_all(self.store.reader()).await?;

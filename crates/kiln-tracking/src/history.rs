@@ -6,6 +6,8 @@ use kiln_core::search::PageToken;
 use sqlx::Row;
 use tokio::sync::mpsc;
 
+use kiln_store::Dialect;
+
 use crate::entities::{Metric, RunMetric};
 use crate::error::{Error, Result};
 use crate::rows;
@@ -14,6 +16,7 @@ use crate::Tracking;
 
 /// Points per chunk of a streamed history.
 const CHUNK: usize = 2048;
+
 pub const MAX_BULK_RUNS: usize = 100;
 pub const MAX_BULK_RESULTS: i64 = 2500;
 
@@ -33,6 +36,56 @@ pub struct BulkIntervalQuery {
     pub start_step: Option<i64>,
     pub end_step: Option<i64>,
     pub max_results: Option<i64>,
+}
+
+/// History is read in chunks of [`CHUNK`] points, each packed by the database into one row of
+/// text (`timestamp,step,value_key,is_nan` joined by `;`): the driver's per-row cost, not the
+/// database, is what limits a long history. Chunks after the first continue from the last
+/// point read (keyset), so every chunk is an index range scan. Only integers travel as text, so
+/// every double comes back bit for bit (see `rows::order_key`).
+fn history_chunk_sql(dialect: Dialect, first: bool) -> String {
+    let (concat, point) = match dialect {
+        Dialect::Sqlite => ("group_concat", "timestamp || ',' || step || ',' || value_key || ',' || is_nan"),
+        Dialect::Postgres => {
+            ("string_agg", "timestamp::text || ',' || step::text || ',' || value_key::text || ',' || is_nan::text")
+        }
+    };
+    let (after, limit) = if first {
+        ("", "LIMIT $3 OFFSET $4")
+    } else {
+        ("AND (timestamp, step, value_key, is_nan) > ($3, $4, $5, $6)", "LIMIT $7")
+    };
+    format!(
+        "SELECT {concat}({point}, ';' ORDER BY timestamp, step, value_key, is_nan), COUNT(*) FROM \
+         (SELECT timestamp, step, value_key, is_nan FROM metrics WHERE run_pk = $1 AND key = $2 {after} \
+         ORDER BY timestamp, step, value_key, is_nan {limit}) chunk"
+    )
+}
+
+/// Unpacks a chunk; also returns the last point's (timestamp, step, value_key, is_nan), where
+/// the next chunk starts after.
+fn unpack_points(key: &str, packed: &str) -> Result<(Vec<Metric>, (i64, i64, i64, i64))> {
+    let corrupt = || {
+        Error::Store(kiln_store::Error::Corrupt(format!(
+            "unreadable packed metric history near '{}'",
+            packed.chars().take(80).collect::<String>()
+        )))
+    };
+    let mut end = (0, 0, 0, 0);
+    let points = packed
+        .split(';')
+        .map(|point| {
+            let mut fields = point.split(',');
+            let mut next = || fields.next().ok_or_else(corrupt);
+            let timestamp: i64 = next()?.parse().map_err(|_| corrupt())?;
+            let step: i64 = next()?.parse().map_err(|_| corrupt())?;
+            let value_key: i64 = next()?.parse().map_err(|_| corrupt())?;
+            let is_nan: i64 = next()?.parse().map_err(|_| corrupt())?;
+            end = (timestamp, step, value_key, is_nan);
+            Ok(Metric { key: key.to_string(), value: rows::value_from_key(value_key, is_nan != 0), timestamp, step })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((points, end))
 }
 
 impl Tracking {
@@ -64,36 +117,50 @@ impl Tracking {
             Err(e) => return Err(e),
         };
         let pool = self.store.reader().clone();
+        let (first_sql, next_sql) = (history_chunk_sql(self.store.dialect(), true), history_chunk_sql(self.store.dialect(), false));
         let key = metric_key.to_string();
         tokio::spawn(async move {
-            let limit = max_results.map_or(i64::MAX, |n| n.saturating_add(1));
+            let page = max_results.unwrap_or(i64::MAX);
             let result = async {
-                let mut rows = sqlx::query(
-                    "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_pk = $1 AND key = $2 \
-                     ORDER BY timestamp, step, value LIMIT $3 OFFSET $4",
-                )
-                .bind(run_pk)
-                .bind(&key)
-                .bind(limit)
-                .bind(i64::try_from(token.offset).unwrap_or(i64::MAX))
-                .fetch(&pool);
-                let mut chunk = Vec::with_capacity(CHUNK);
                 let mut sent: i64 = 0;
-                let page = max_results.unwrap_or(i64::MAX);
-                while let Some(row) = rows.try_next().await? {
-                    if sent == page {
-                        let next = PageToken { offset: token.offset + page as u64 };
-                        flush(&tx, &mut chunk).await;
-                        return Ok(Some(next.encode()));
+                let mut last: Option<(i64, i64, i64, i64)> = None;
+                loop {
+                    // One point more than the page holds tells whether a next page exists.
+                    let want = (page - sent).saturating_add(1).min(CHUNK as i64);
+                    let query = match last {
+                        None => sqlx::query(sqlx::AssertSqlSafe(first_sql.clone()))
+                            .bind(run_pk)
+                            .bind(&key)
+                            .bind(want)
+                            .bind(i64::try_from(token.offset).unwrap_or(i64::MAX)),
+                        Some((timestamp, step, value_key, is_nan)) => sqlx::query(sqlx::AssertSqlSafe(next_sql.clone()))
+                            .bind(run_pk)
+                            .bind(&key)
+                            .bind(timestamp)
+                            .bind(step)
+                            .bind(value_key)
+                            .bind(is_nan)
+                            .bind(want),
+                    };
+                    let row = query.fetch_one(&pool).await?;
+                    let count: i64 = row.try_get(1)?;
+                    if count == 0 {
+                        return Ok(None);
                     }
-                    chunk.push(rows::metric(&row, 0)?);
-                    sent += 1;
-                    if chunk.len() == CHUNK && !flush(&tx, &mut chunk).await {
+                    let packed: String = row.try_get(0)?;
+                    let (mut chunk, end) = unpack_points(&key, &packed)?;
+                    last = Some(end);
+                    let room = usize::try_from(page - sent).unwrap_or(usize::MAX);
+                    if chunk.len() > room {
+                        chunk.truncate(room);
+                        flush(&tx, &mut chunk).await;
+                        return Ok(Some(PageToken { offset: token.offset + page as u64 }.encode()));
+                    }
+                    sent += chunk.len() as i64;
+                    if !flush(&tx, &mut chunk).await || count < want {
                         return Ok(None);
                     }
                 }
-                flush(&tx, &mut chunk).await;
-                Ok::<_, Error>(None)
             }
             .await;
             let last = result.map(|next_page_token| HistoryChunk::End { next_page_token });
@@ -150,8 +217,8 @@ impl Tracking {
             .try_get(0)?;
             let wanted = sample_positions(count as usize, max_results as usize);
             let mut rows = sqlx::query(
-                "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_pk = $1 AND key = $2 \
-                 AND step >= $3 AND step <= $4 ORDER BY step, timestamp, value, is_nan",
+                "SELECT key, value_key, timestamp, step, is_nan FROM metrics WHERE run_pk = $1 AND key = $2 \
+                 AND step >= $3 AND step <= $4 ORDER BY step, timestamp, value_key, is_nan",
             )
             .bind(run_pk)
             .bind(&q.metric_key)

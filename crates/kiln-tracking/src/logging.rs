@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kiln_store::Transaction;
+use kiln_store::{Dialect, Transaction};
 use sqlx::Row;
 
 use crate::entities::*;
@@ -65,10 +65,10 @@ impl Tracking {
         let mut tx = self.store.begin_write().await?;
         let run = active_run(&mut tx, run_id).await?;
         if !params.is_empty() {
-            insert_params(&mut tx, run.pk, run_id, &params).await?;
+            insert_params(&mut tx, self.store.dialect(), run.pk, run_id, &params).await?;
         }
         if !distinct_tags.is_empty() {
-            upsert_run_tags(&mut tx, run.pk, &distinct_tags).await?;
+            upsert_run_tags(&mut tx, self.store.dialect(), run.pk, &distinct_tags).await?;
             if let Some(name) = distinct_tags.iter().rev().find(|t| t.key == RUN_NAME_TAG) {
                 sqlx::query("UPDATE runs SET name = $1 WHERE run_pk = $2")
                     .bind(&name.value)
@@ -78,7 +78,7 @@ impl Tracking {
             }
         }
         if !metrics.is_empty() {
-            insert_metrics(&mut tx, run.pk, &metrics).await?;
+            insert_metrics(&mut tx, self.store.dialect(), run.pk, &metrics).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -212,8 +212,8 @@ fn check_batch_limits(metrics: usize, params: usize, tags: usize) -> Result<()> 
 }
 
 /// Logs parameters; a parameter already logged with another value fails the whole batch.
-async fn insert_params(tx: &mut Transaction<'static>, run_pk: i64, run_id: &str, params: &[Tag]) -> Result<()> {
-    let mut q = Sql::new("SELECT key, value FROM run_params WHERE run_pk = ");
+async fn insert_params(tx: &mut Transaction<'static>, dialect: Dialect, run_pk: i64, run_id: &str, params: &[Tag]) -> Result<()> {
+    let mut q = Sql::new(dialect, "SELECT key, value FROM run_params WHERE run_pk = ");
     q.bind_int(run_pk).push(" AND key IN ");
     q.bind_list(params.iter().map(|p| Bind::Text(p.key.clone())));
     let mut existing: HashMap<String, String> = HashMap::new();
@@ -235,7 +235,7 @@ async fn insert_params(tx: &mut Transaction<'static>, run_pk: i64, run_id: &str,
         }
     }
     for chunk in new.chunks(INSERT_CHUNK) {
-        let mut q = Sql::new("INSERT INTO run_params (run_pk, key, value) VALUES ");
+        let mut q = Sql::new(dialect, "INSERT INTO run_params (run_pk, key, value) VALUES ");
         for (i, p) in chunk.iter().enumerate() {
             q.push(if i == 0 { "(" } else { ", (" });
             q.bind_int(run_pk).push(", ").bind_text(&p.key).push(", ").bind_text(&p.value).push(")");
@@ -247,12 +247,12 @@ async fn insert_params(tx: &mut Transaction<'static>, run_pk: i64, run_id: &str,
 
 /// Appends metric points and moves each key's latest value forward where a point is later
 /// (by step, then timestamp, then value).
-async fn insert_metrics(tx: &mut Transaction<'static>, run_pk: i64, metrics: &[Metric]) -> Result<()> {
+async fn insert_metrics(tx: &mut Transaction<'static>, dialect: Dialect, run_pk: i64, metrics: &[Metric]) -> Result<()> {
     let mut latest: HashMap<&str, (i64, i64, f64, i64)> = HashMap::new();
     for chunk in metrics.chunks(INSERT_CHUNK) {
-        let mut q = Sql::new("INSERT INTO metrics (run_pk, key, step, timestamp, value, is_nan) VALUES ");
+        let mut q = Sql::new(dialect, "INSERT INTO metrics (run_pk, key, step, timestamp, value_key, is_nan) VALUES ");
         for (i, m) in chunk.iter().enumerate() {
-            let (value, is_nan) = stored_value(m.value);
+            let (value, value_key, is_nan) = stored_value(m.value);
             q.push(if i == 0 { "(" } else { ", (" });
             q.bind_int(run_pk)
                 .push(", ")
@@ -262,7 +262,7 @@ async fn insert_metrics(tx: &mut Transaction<'static>, run_pk: i64, metrics: &[M
                 .push(", ")
                 .bind_int(m.timestamp)
                 .push(", ")
-                .bind(Bind::Float(value))
+                .bind_int(value_key)
                 .push(", ")
                 .bind_int(is_nan)
                 .push(")");
@@ -281,7 +281,8 @@ async fn insert_metrics(tx: &mut Transaction<'static>, run_pk: i64, metrics: &[M
     }
     let latest: Vec<_> = latest.into_iter().collect();
     for chunk in latest.chunks(INSERT_CHUNK) {
-        let mut q = Sql::new("INSERT INTO latest_metrics (run_pk, key, step, timestamp, value, is_nan) VALUES ");
+        let mut q =
+            Sql::new(dialect, "INSERT INTO latest_metrics (run_pk, key, step, timestamp, value, value_key, is_nan) VALUES ");
         for (i, (key, (step, timestamp, value, is_nan))) in chunk.iter().enumerate() {
             q.push(if i == 0 { "(" } else { ", (" });
             q.bind_int(run_pk)
@@ -294,12 +295,14 @@ async fn insert_metrics(tx: &mut Transaction<'static>, run_pk: i64, metrics: &[M
                 .push(", ")
                 .bind(Bind::Float(*value))
                 .push(", ")
+                .bind_int(crate::rows::order_key(*value))
+                .push(", ")
                 .bind_int(*is_nan)
                 .push(")");
         }
         q.push(
             " ON CONFLICT (run_pk, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
-             value = excluded.value, is_nan = excluded.is_nan \
+             value = excluded.value, value_key = excluded.value_key, is_nan = excluded.is_nan \
              WHERE (excluded.step, excluded.timestamp, excluded.value) > \
              (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
         );

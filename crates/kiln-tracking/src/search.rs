@@ -63,10 +63,10 @@ impl Tracking {
         if experiment_ids.is_empty() {
             return Ok(RunPage { runs: Vec::new(), next_page_token: None });
         }
-        let mut q = Sql::new(&format!("SELECT {RUN_COLUMNS} FROM runs r"));
+        let mut q = Sql::new(self.store.dialect(), &format!("SELECT {RUN_COLUMNS} FROM runs r"));
         let mut order_sql = Vec::new();
         for (i, o) in order_by.iter().enumerate() {
-            order_run_by(&mut q, &mut order_sql, i, o)?;
+            order_run_by(&mut q, &mut order_sql, i, o, &filter.clauses)?;
         }
         q.push(" WHERE r.experiment_id IN ");
         q.bind_list(experiment_ids.into_iter().map(Bind::Int));
@@ -94,7 +94,7 @@ impl Tracking {
         let filter = parse_filter(&req.filter, Schema::Experiments)?;
         let order_by = parse_order_by(&req.order_by, Schema::Experiments)?;
         let token = PageToken::decode(req.page_token.as_deref())?;
-        let mut q = Sql::new(&format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.lifecycle_stage IN "));
+        let mut q = Sql::new(self.store.dialect(), &format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.lifecycle_stage IN "));
         q.bind_list(req.view.stages().iter().map(|s| Bind::Text(s.to_string())));
         for c in &filter.clauses {
             q.push(" AND ");
@@ -149,7 +149,11 @@ fn direction(ascending: bool) -> &'static str {
 
 /// Joins what an order_by clause needs and adds its ORDER BY terms. Runs without the metric,
 /// param or tag sort last in both directions; NaN metrics sort after numbers and before those.
-fn order_run_by(q: &mut Sql, order_sql: &mut Vec<String>, i: usize, o: &OrderBy) -> Result<()> {
+///
+/// When the filter already requires a number for the metric (any comparison but `!=`), missing
+/// and NaN values cannot occur: the join becomes an inner join carrying the filter's range, so
+/// the database walks the (key, value) index in order and stops at the page's end.
+fn order_run_by(q: &mut Sql, order_sql: &mut Vec<String>, i: usize, o: &OrderBy, filter: &[Comparison]) -> Result<()> {
     let dir = direction(o.ascending);
     let alias = format!("o{i}");
     let table = match &o.entity {
@@ -173,6 +177,22 @@ fn order_run_by(q: &mut Sql, order_sql: &mut Vec<String>, i: usize, o: &OrderBy)
         }
         Entity::Dataset(_) => return Err(Error::invalid("results cannot be ordered by a dataset field")),
     };
+    if let Entity::Metric(key) = &o.entity {
+        let ranges: Vec<&Comparison> = filter
+            .iter()
+            .filter(|c| c.op != Op::Ne && matches!(&c.entity, Entity::Metric(k) if k == key))
+            .collect();
+        if !ranges.is_empty() {
+            q.push(&format!(" JOIN latest_metrics {alias} ON {alias}.run_pk = r.run_pk AND {alias}.is_nan = 0 AND {alias}.key = "));
+            q.bind_text(key);
+            for c in ranges {
+                q.push(" AND ");
+                numeric_comparison(q, &format!("{alias}.value"), c.op, &c.value)?;
+            }
+            order_sql.push(format!("{alias}.value {dir}"));
+            return Ok(());
+        }
+    }
     q.push(&format!(" LEFT JOIN {table} {alias} ON {alias}.run_pk = r.run_pk AND {alias}.key = "));
     q.bind_text(o.entity.key());
     if table == "latest_metrics" {

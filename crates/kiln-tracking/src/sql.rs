@@ -1,6 +1,6 @@
 //! Building SQL with bound parameters: text from a user only ever enters a query as a bind.
 
-use kiln_store::Any;
+use kiln_store::{Any, Dialect};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::AssertSqlSafe;
@@ -12,16 +12,20 @@ pub(crate) enum Bind {
     Text(String),
 }
 
-/// A query under construction: SQL text with `$n` placeholders and their values.
-#[derive(Debug, Default)]
+/// A query under construction: SQL text with placeholders and their values.
+///
+/// SQLite gets anonymous `?` placeholders: it looks numbered ones (`$n`) up by name with a
+/// linear scan per bind, which made a 3,000-value insert spend 80% of its time binding.
+#[derive(Debug)]
 pub(crate) struct Sql {
     pub text: String,
     binds: Vec<Bind>,
+    dialect: Dialect,
 }
 
 impl Sql {
-    pub fn new(text: &str) -> Sql {
-        Sql { text: text.to_string(), binds: Vec::new() }
+    pub fn new(dialect: Dialect, text: &str) -> Sql {
+        Sql { text: text.to_string(), binds: Vec::new(), dialect }
     }
 
     pub fn push(&mut self, text: &str) -> &mut Self {
@@ -32,9 +36,13 @@ impl Sql {
     /// Appends a placeholder bound to `value`.
     pub fn bind(&mut self, value: Bind) -> &mut Self {
         self.binds.push(value);
-        let n = self.binds.len();
-        self.text.push('$');
-        self.text.push_str(&n.to_string());
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.binds.len().to_string());
+            }
+        }
         self
     }
 

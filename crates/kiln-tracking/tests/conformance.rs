@@ -77,6 +77,7 @@ conformance!(
     datasets_and_outputs,
     concurrent_batches_all_land,
     migrations_are_idempotent,
+    doubles_round_trip_exactly,
 );
 
 fn tag(key: &str, value: &str) -> Tag {
@@ -389,6 +390,9 @@ async fn search_runs_filters(t: Tracking) {
 async fn search_runs_order_and_pages(t: Tracking) {
     let id = setup_search(&t).await;
     assert_eq!(search(&t, &id, "", &["metrics.loss ASC"]).await, ["r5", "r1", "r2", "r3", "r4"]);
+    assert_eq!(search(&t, &id, "metrics.loss < 0.5", &["metrics.loss DESC"]).await, ["r1", "r5"]);
+    assert_eq!(search(&t, &id, "metrics.loss >= 0.1 and metrics.loss <= 0.3", &["metrics.loss"]).await, ["r5", "r1"]);
+    assert_eq!(search(&t, &id, "metrics.loss != 0.3", &["metrics.loss"]).await, ["r5", "r2", "r3"]);
     assert_eq!(search(&t, &id, "", &["metrics.loss DESC"]).await, ["r2", "r1", "r5", "r3", "r4"]);
     assert_eq!(search(&t, &id, "", &["params.lr DESC"]).await, ["r5", "r3", "r2", "r1", "r4"]);
     assert_eq!(search(&t, &id, "", &["tags.color"]).await, ["r5", "r1", "r2", "r4", "r3"]);
@@ -538,4 +542,33 @@ async fn migrations_are_idempotent(t: Tracking) {
     assert!(t.store().migrate().await.unwrap().is_empty());
     let again = Tracking::open(t.store().clone(), "mlflow-artifacts:/").await.unwrap();
     assert_eq!(again.get_experiment("0").await.unwrap().name, "Default");
+}
+
+async fn doubles_round_trip_exactly(t: Tracking) {
+    let id = t.create_experiment("exact", None, &[]).await.unwrap();
+    let run = new_run(&t, &id, "r", 1).await;
+    let values = [
+        0.12211025850028055,
+        9007199254740991.0,
+        1e-300,
+        5e-324,
+        -2.2250738585072014e-308,
+        0.1,
+        1.0 / 3.0,
+        f64::MAX,
+        1.0009595399496053e223,
+        5.1391479358566495e-229,
+        -2.4182585100455157e240,
+    ];
+    let metrics: Vec<Metric> = values.iter().enumerate().map(|(i, &v)| metric(&format!("m{i}"), v, i as i64, i64::MAX - i as i64)).collect();
+    t.log_batch(&run, Batch { metrics, ..Batch::default() }).await.unwrap();
+    let latest = t.get_run(&run).await.unwrap().data.metrics;
+    for (i, &v) in values.iter().enumerate() {
+        let key = format!("m{i}");
+        let got = latest.iter().find(|m| m.key == key).unwrap();
+        assert_eq!(got.value.to_bits(), v.to_bits(), "latest {key}");
+        assert_eq!(got.step, i64::MAX - i as i64);
+        let (points, _) = history(&t, &run, &key, None, None).await;
+        assert_eq!(points[0].value.to_bits(), v.to_bits(), "history {key}");
+    }
 }
