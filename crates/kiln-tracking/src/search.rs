@@ -161,16 +161,8 @@ fn order_run_by(q: &mut Sql, order_sql: &mut Vec<String>, i: usize, o: &OrderBy,
         Entity::Param(_) => "run_params",
         Entity::Tag(_) => "run_tags",
         Entity::Attribute(a) => {
-            let column = match a.as_str() {
-                "run_id" => "r.run_uuid",
-                "run_name" => "r.name",
-                "status" => "r.status",
-                "user_id" => "r.user_id",
-                "artifact_uri" => "r.artifact_uri",
-                "start_time" => "r.start_time",
-                "end_time" => "r.end_time",
-                other => return Err(Error::invalid(format!("results cannot be ordered by attribute '{other}'"))),
-            };
+            let column = run_column(a)
+                .ok_or_else(|| Error::invalid(format!("results cannot be ordered by attribute '{a}'")))?;
             order_sql.push(format!("CASE WHEN {column} IS NULL THEN 1 ELSE 0 END"));
             order_sql.push(format!("{column} {dir}"));
             return Ok(());
@@ -247,37 +239,16 @@ fn run_condition(q: &mut Sql, c: &Comparison) -> Result<()> {
                 q.push(")");
             }
         }
-        Entity::Param(key) | Entity::Tag(key) => {
-            let table = if matches!(c.entity, Entity::Param(_)) { "run_params" } else { "run_tags" };
-            match c.op {
-                Op::IsNull | Op::IsNotNull => {
-                    q.push(if c.op == Op::IsNull { "NOT EXISTS" } else { "EXISTS" });
-                    q.push(&format!(" (SELECT 1 FROM {table} p WHERE p.run_pk = r.run_pk AND p.key = ")).bind_text(key);
-                    q.push(")");
-                }
-                _ => {
-                    q.push(&format!("EXISTS (SELECT 1 FROM {table} p WHERE p.run_pk = r.run_pk AND p.key = "));
-                    q.bind_text(key).push(" AND ");
-                    text_comparison(q, "p.value", c.op, &c.value)?;
-                    q.push(")");
-                }
-            }
-        }
-        Entity::Attribute(a) => match a.as_str() {
-            "start_time" => numeric_comparison(q, "r.start_time", c.op, &c.value)?,
-            "end_time" => numeric_comparison(q, "r.end_time", c.op, &c.value)?,
-            other => {
-                let column = match other {
-                    "run_id" => "r.run_uuid",
-                    "run_name" => "r.name",
-                    "status" => "r.status",
-                    "user_id" => "r.user_id",
-                    "artifact_uri" => "r.artifact_uri",
-                    _ => return Err(Error::invalid(format!("'{other}' is not a searchable run attribute"))),
-                };
+        Entity::Param(key) => key_value_condition(q, "run_params", "t.run_pk = r.run_pk", key, c)?,
+        Entity::Tag(key) => key_value_condition(q, "run_tags", "t.run_pk = r.run_pk", key, c)?,
+        Entity::Attribute(a) => {
+            let column = run_column(a).ok_or_else(|| Error::invalid(format!("'{a}' is not a searchable run attribute")))?;
+            if Schema::Runs.is_numeric_attribute(a) {
+                numeric_comparison(q, column, c.op, &c.value)?;
+            } else {
                 text_comparison(q, column, c.op, &c.value)?;
             }
-        },
+        }
         Entity::Dataset(field) => {
             if field == "context" {
                 q.push("EXISTS (SELECT 1 FROM run_input_tags t WHERE t.run_pk = r.run_pk AND t.key = ");
@@ -297,21 +268,36 @@ fn run_condition(q: &mut Sql, c: &Comparison) -> Result<()> {
     Ok(())
 }
 
+/// The run column an attribute names.
+fn run_column(attribute: &str) -> Option<&'static str> {
+    Some(match attribute {
+        "run_id" => "r.run_uuid",
+        "run_name" => "r.name",
+        "status" => "r.status",
+        "user_id" => "r.user_id",
+        "artifact_uri" => "r.artifact_uri",
+        "start_time" => "r.start_time",
+        "end_time" => "r.end_time",
+        _ => return None,
+    })
+}
+
+/// A condition on a key/value table (params, tags): the key exists (or not) for the row
+/// `link` ties it to, with a value that matches.
+fn key_value_condition(q: &mut Sql, table: &str, link: &str, key: &str, c: &Comparison) -> Result<()> {
+    q.push(if c.op == Op::IsNull { "NOT EXISTS" } else { "EXISTS" });
+    q.push(&format!(" (SELECT 1 FROM {table} t WHERE {link} AND t.key = ")).bind_text(key);
+    if !matches!(c.op, Op::IsNull | Op::IsNotNull) {
+        q.push(" AND ");
+        text_comparison(q, "t.value", c.op, &c.value)?;
+    }
+    q.push(")");
+    Ok(())
+}
+
 fn experiment_condition(q: &mut Sql, c: &Comparison) -> Result<()> {
     match &c.entity {
-        Entity::Tag(key) => match c.op {
-            Op::IsNull | Op::IsNotNull => {
-                q.push(if c.op == Op::IsNull { "NOT EXISTS" } else { "EXISTS" });
-                q.push(" (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.key = ");
-                q.bind_text(key).push(")");
-            }
-            _ => {
-                q.push("EXISTS (SELECT 1 FROM experiment_tags t WHERE t.experiment_id = e.experiment_id AND t.key = ");
-                q.bind_text(key).push(" AND ");
-                text_comparison(q, "t.value", c.op, &c.value)?;
-                q.push(")");
-            }
-        },
+        Entity::Tag(key) => key_value_condition(q, "experiment_tags", "t.experiment_id = e.experiment_id", key, c)?,
         Entity::Attribute(a) => match a.as_str() {
             "name" => text_comparison(q, "e.name", c.op, &c.value)?,
             "creation_time" => numeric_comparison(q, "e.creation_time", c.op, &c.value)?,
