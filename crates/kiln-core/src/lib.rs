@@ -4,6 +4,7 @@
 pub mod error;
 pub mod ids;
 pub mod search;
+pub mod text;
 pub mod time;
 
 pub use error::{Error, ErrorKind};

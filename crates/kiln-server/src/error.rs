@@ -80,7 +80,8 @@ pub(crate) async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> 
 }
 
 /// Answers 413 at once when a request declares a body over the limit, without reading it.
-/// Bodies that declare no length are cut off at the limit as they stream in.
+/// Bodies that declare no length are cut off at the limit as they stream in. Artifact
+/// transfers stream to the store and have no limit.
 pub(crate) async fn refuse_declared_oversize(
     limit: usize,
     req: axum::extract::Request,
@@ -92,7 +93,7 @@ pub(crate) async fn refuse_declared_oversize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(n) if n > limit as u64 => ApiError {
+        Some(n) if n > limit as u64 && !crate::mlflow::is_artifact_transfer(req.uri().path()) => ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
             code: "INVALID_PARAMETER_VALUE",
             message: format!("The request body is {n} bytes; the limit is {limit} bytes"),

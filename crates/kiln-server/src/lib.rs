@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use kiln_artifacts::ArtifactStore;
 use kiln_tracking::Tracking;
 use tower_http::trace::TraceLayer;
 
@@ -20,6 +21,7 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub tracking: Tracking,
+    pub artifacts: ArtifactStore,
 }
 
 #[derive(Debug, Clone)]

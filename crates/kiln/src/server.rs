@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use kiln_artifacts::ArtifactStore;
 use kiln_server::{ApiOptions, AppState};
 use kiln_store::{MetaStore, StoreOptions};
 use kiln_tracking::Tracking;
@@ -16,8 +17,7 @@ const ARTIFACT_ROOT: &str = "mlflow-artifacts:/";
 
 pub async fn run(config: ServerConfig) -> Result<()> {
     let started = Instant::now();
-    std::fs::create_dir_all(&config.artifacts_destination)
-        .with_context(|| format!("cannot create the artifacts folder {}", config.artifacts_destination))?;
+    let artifacts = ArtifactStore::open(&config.artifacts_destination).context("cannot open the artifact store")?;
     let store = MetaStore::connect(
         &config.backend_store_uri,
         StoreOptions { max_connections: config.db_max_connections, ..StoreOptions::default() },
@@ -25,7 +25,8 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     .await
     .context("cannot open the backend store")?;
     let tracking = Tracking::open(store.clone(), ARTIFACT_ROOT).await.context("cannot open tracking")?;
-    let app = kiln_server::app(AppState { tracking }, &ApiOptions { max_body_bytes: config.max_request_body });
+    let artifact_description = artifacts.description().to_string();
+    let app = kiln_server::app(AppState { tracking, artifacts }, &ApiOptions { max_body_bytes: config.max_request_body });
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
@@ -34,7 +35,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
         "kiln server listening on http://{} (metadata: {}; artifacts: {}) after {} ms",
         listener.local_addr().map(|a| a.to_string()).unwrap_or(address),
         store.description(),
-        config.artifacts_destination,
+        artifact_description,
         started.elapsed().as_millis()
     );
     kiln_server::serve(listener, app, shutdown_signal(), Duration::from_secs(config.shutdown_grace_secs))

@@ -86,7 +86,7 @@ fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
 
 /// Percent-decodes one query component (`+` is a space); invalid UTF-8 and NUL are refused.
 fn decode_component(raw: &str) -> Result<String, ApiError> {
-    let decoded = percent_decode(raw.replace('+', " ").as_bytes());
+    let decoded = kiln_core::text::percent_decode(raw.replace('+', " ").as_bytes());
     if decoded.contains(&0) {
         return Err(nul_refused());
     }
@@ -134,24 +134,6 @@ fn prescan(json: &[u8]) -> Result<(), ApiError> {
         i += 1;
     }
     Ok(())
-}
-
-fn percent_decode(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-        if input[i] == b'%' && i + 2 < input.len() {
-            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(input[i]);
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]

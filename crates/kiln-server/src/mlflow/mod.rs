@@ -1,5 +1,6 @@
 //! MLflow's REST API, served under `/api/2.0/mlflow/` and the UI's `/ajax-api/2.0/mlflow/`.
 
+mod artifacts;
 mod de;
 mod extract;
 mod tracking;
@@ -7,9 +8,15 @@ mod tracking;
 use crate::routes::{Method, Permission, Resource, RouteTable};
 
 const PREFIXES: [&str; 2] = ["/api/2.0/mlflow", "/ajax-api/2.0/mlflow"];
+const ARTIFACT_PREFIXES: [&str; 2] = ["/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"];
+
+/// Whether a request path is an artifact transfer, whose body streams and has no size limit.
+pub(crate) fn is_artifact_transfer(path: &str) -> bool {
+    ARTIFACT_PREFIXES.iter().any(|p| path.starts_with(p))
+}
 
 pub(crate) fn routes(mut t: RouteTable) -> RouteTable {
-    use Method::{Get, Post};
+    use Method::{Delete, Get, Post, Put};
     use tracking::*;
     let read = Permission::Read(Resource::Experiment);
     let edit = Permission::Edit(Resource::Experiment);
@@ -40,7 +47,16 @@ pub(crate) fn routes(mut t: RouteTable) -> RouteTable {
             .route(Post, &format!("{p}/runs/log-inputs"), edit, log_inputs)
             .route(Post, &format!("{p}/runs/outputs"), edit, log_outputs)
             .route(Get, &format!("{p}/metrics/get-history"), read, get_metric_history)
-            .route(Get, &format!("{p}/metrics/get-history-bulk-interval"), read, get_metric_history_bulk_interval);
+            .route(Get, &format!("{p}/metrics/get-history-bulk-interval"), read, get_metric_history_bulk_interval)
+            .route(Get, &format!("{p}/artifacts/list"), read, artifacts::list_run)
+            .route(Post, &format!("{p}/logged-models/search"), read, artifacts::search_logged_models);
     }
-    t
+    for p in ARTIFACT_PREFIXES {
+        t = t
+            .route(Get, &format!("{p}/artifacts"), read, artifacts::list)
+            .route(Get, &format!("{p}/artifacts/{{*path}}"), read, artifacts::download)
+            .route(Put, &format!("{p}/artifacts/{{*path}}"), edit, artifacts::upload)
+            .route(Delete, &format!("{p}/artifacts/{{*path}}"), edit, artifacts::delete);
+    }
+    t.route(Get, "/get-artifact", read, artifacts::get_run_artifact)
 }

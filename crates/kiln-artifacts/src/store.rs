@@ -1,0 +1,143 @@
+//! The store itself: streaming puts and gets, listings, deletes.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use object_store::local::LocalFileSystem;
+use object_store::path::{Path, PathPart};
+use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+
+use crate::path::ArtifactPath;
+use crate::{Error, Result};
+
+/// Bytes buffered per part of a streamed upload; a part is written while the next arrives.
+const PART_SIZE: usize = 8 * 1024 * 1024;
+
+/// One entry of a listing, named relative to the listed folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    pub path: String,
+    pub is_dir: bool,
+    /// Size in bytes; folders have none.
+    pub file_size: Option<u64>,
+}
+
+/// Where artifacts live. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ArtifactStore {
+    store: Arc<LocalFileSystem>,
+    description: String,
+}
+
+impl ArtifactStore {
+    /// Opens a local folder (a plain path or a `file://` URI), creating it if needed.
+    pub fn open(location: &str) -> Result<ArtifactStore> {
+        let invalid = |why: String| Error::InvalidLocation { location: location.to_string(), why };
+        let folder = match location.split_once("://") {
+            None => location,
+            Some(("file", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(invalid(format!("the scheme '{scheme}' is not supported yet: use a local folder")));
+            }
+        };
+        std::fs::create_dir_all(folder).map_err(|e| invalid(format!("cannot create it: {e}")))?;
+        let root = std::fs::canonicalize(folder).map_err(|e| invalid(e.to_string()))?;
+        let store = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
+        Ok(ArtifactStore { store: Arc::new(store), description: format!("local folder {}", root.display()) })
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// Writes a file from a stream of chunks without holding it in memory; the file appears
+    /// whole under its name only when the stream has ended, or not at all.
+    pub async fn put<S, E>(&self, path: &ArtifactPath, body: S) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        if path.is_root() {
+            return Err(Error::InvalidPath("An upload needs a file name".into()));
+        }
+        let location = location(path);
+        let upload = self.store.put_multipart(&location).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut body = std::pin::pin!(body);
+        let mut written = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(Error::Upload(format!("the upload of '{}' broke off: {e}", path.as_str())));
+                }
+            };
+            written += chunk.len() as u64;
+            if let Err(e) = writer.wait_for_capacity(2).await {
+                return Err(e.into());
+            }
+            writer.put(chunk);
+        }
+        writer.finish().await?;
+        Ok(written)
+    }
+
+    /// The file's size and a stream of its bytes.
+    pub async fn get(&self, path: &ArtifactPath) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
+        if path.is_root() {
+            return Err(Error::NotFound(String::new()));
+        }
+        let result = self.store.get(&location(path)).await.map_err(|e| not_found_as(e, path))?;
+        let size = result.meta.size;
+        Ok((size, result.into_stream().map_err(Error::from).boxed()))
+    }
+
+    /// The files and folders directly inside `dir`, sorted by name. A missing folder is empty.
+    pub async fn list(&self, dir: &ArtifactPath) -> Result<Vec<FileInfo>> {
+        let prefix = (!dir.is_root()).then(|| location(dir));
+        let listing = self.store.list_with_delimiter(prefix.as_ref()).await?;
+        let mut files: Vec<FileInfo> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(|name| FileInfo { path: decode(name), is_dir: true, file_size: None }))
+            .chain(listing.objects.iter().filter_map(|o| {
+                o.location.filename().map(|name| FileInfo { path: decode(name), is_dir: false, file_size: Some(o.size) })
+            }))
+            .collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(files)
+    }
+
+    /// Deletes a file, or a folder with everything in it.
+    pub async fn delete(&self, path: &ArtifactPath) -> Result<()> {
+        let target = location(path);
+        let inside: Vec<Path> = self.store.list(Some(&target)).map_ok(|meta| meta.location).try_collect().await?;
+        if inside.is_empty() {
+            return self.store.delete(&target).await.map_err(|e| not_found_as(e, path));
+        }
+        for location in inside {
+            self.store.delete(&location).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The store location of a checked path: each segment escaped as a path part.
+fn location(path: &ArtifactPath) -> Path {
+    Path::from_iter(path.as_str().split('/').filter(|s| !s.is_empty()).map(PathPart::from))
+}
+
+/// A stored file name back to the name the client gave (path parts escape a few characters).
+fn decode(name: &str) -> String {
+    String::from_utf8_lossy(&kiln_core::text::percent_decode(name.as_bytes())).into_owned()
+}
+
+fn not_found_as(e: object_store::Error, path: &ArtifactPath) -> Error {
+    match e {
+        object_store::Error::NotFound { .. } => Error::NotFound(path.as_str().to_string()),
+        other => Error::Store(other),
+    }
+}

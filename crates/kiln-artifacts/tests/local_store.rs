@@ -1,0 +1,87 @@
+//! The artifact store on a local folder: streamed writes, reads, listings and deletes, and that
+//! nothing outside the root can be reached.
+
+use bytes::Bytes;
+use futures_util::{TryStreamExt, stream};
+use kiln_artifacts::{ArtifactPath, ArtifactStore, FileInfo};
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("kiln-artifacts-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn p(s: &str) -> ArtifactPath {
+    ArtifactPath::parse(s).unwrap()
+}
+
+async fn put(store: &ArtifactStore, path: &str, chunks: Vec<Vec<u8>>) -> u64 {
+    let body = stream::iter(chunks.into_iter().map(|c| Ok::<_, std::io::Error>(Bytes::from(c))));
+    store.put(&p(path), body).await.unwrap()
+}
+
+async fn read(store: &ArtifactStore, path: &str) -> Vec<u8> {
+    let (size, body) = store.get(&p(path)).await.unwrap();
+    let bytes: Vec<Bytes> = body.try_collect().await.unwrap();
+    let all = bytes.concat();
+    assert_eq!(all.len() as u64, size);
+    all
+}
+
+#[tokio::test]
+async fn streams_in_and_out() {
+    let dir = temp_dir("stream");
+    let store = ArtifactStore::open(dir.join("root").to_str().unwrap()).unwrap();
+    let chunks: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 1 << 20]).collect();
+    let expected = chunks.concat();
+    assert_eq!(put(&store, "1/run/artifacts/big.bin", chunks).await, expected.len() as u64);
+    assert_eq!(read(&store, "1/run/artifacts/big.bin").await, expected);
+    put(&store, "1/run/artifacts/big.bin", vec![b"small".to_vec()]).await;
+    assert_eq!(read(&store, "1/run/artifacts/big.bin").await, b"small", "an upload replaces the file");
+    put(&store, "1/run/artifacts/empty", vec![]).await;
+    assert_eq!(read(&store, "1/run/artifacts/empty").await, b"");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn lists_and_deletes_folders() {
+    let dir = temp_dir("list");
+    let store = ArtifactStore::open(dir.to_str().unwrap()).unwrap();
+    put(&store, "r/a.txt", vec![b"hello".to_vec()]).await;
+    put(&store, "r/sub/b.txt", vec![b"x".to_vec()]).await;
+    put(&store, "r/with space é.txt", vec![b"y".to_vec()]).await;
+    let listing = store.list(&p("r")).await.unwrap();
+    assert_eq!(
+        listing,
+        vec![
+            FileInfo { path: "a.txt".into(), is_dir: false, file_size: Some(5) },
+            FileInfo { path: "sub".into(), is_dir: true, file_size: None },
+            FileInfo { path: "with space é.txt".into(), is_dir: false, file_size: Some(1) },
+        ]
+    );
+    assert!(store.list(&p("missing")).await.unwrap().is_empty());
+    store.delete(&p("r/sub")).await.unwrap();
+    assert!(!dir.join("r/sub/b.txt").exists());
+    assert!(store.get(&p("r/sub/b.txt")).await.is_err());
+    assert!(store.delete(&p("r/nothing")).await.is_err());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_broken_upload_leaves_nothing() {
+    let dir = temp_dir("broken");
+    let store = ArtifactStore::open(dir.to_str().unwrap()).unwrap();
+    let body = stream::iter(vec![Ok(Bytes::from_static(b"part")), Err(std::io::Error::other("connection reset"))]);
+    assert!(store.put(&p("x/file.bin"), body).await.is_err());
+    assert!(store.get(&p("x/file.bin")).await.is_err());
+    assert!(!dir.join("x/file.bin").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn paths_cannot_leave_the_root() {
+    for bad in ["../outside", "a/../../outside", "/etc/passwd", "%2e%2e/x", "a\\..\\b", "a\0b"] {
+        assert!(ArtifactPath::parse(bad).is_err(), "{bad:?}");
+    }
+}

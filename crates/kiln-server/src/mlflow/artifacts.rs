@@ -1,0 +1,187 @@
+//! MLflow's proxied artifact API (`/api/2.0/mlflow-artifacts/artifacts/...`) and the run-based
+//! artifact listing and download, over [`kiln_artifacts::ArtifactStore`]. Paths are relative to
+//! the artifact root, as in `mlflow-artifacts:/<experiment>/<run>/artifacts/<file>`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kiln_artifacts::{ArtifactPath, FileInfo};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::extract::Params;
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The URI scheme of artifacts this server stores and serves itself.
+const PROXY_SCHEME: &str = "mlflow-artifacts:";
+
+impl From<kiln_artifacts::Error> for ApiError {
+    fn from(e: kiln_artifacts::Error) -> Self {
+        let kind = e.kind();
+        if kind == kiln_core::ErrorKind::Internal {
+            tracing::error!(error = %e, "artifact request failed");
+        }
+        ApiError::new(kind, e.to_string())
+    }
+}
+
+fn checked(raw: &str) -> Result<ArtifactPath, ApiError> {
+    Ok(ArtifactPath::parse(raw)?)
+}
+
+pub(crate) async fn upload(State(s): State<AppState>, Path(raw): Path<String>, req: Request) -> Result<StatusCode, ApiError> {
+    if raw.ends_with('/') {
+        return Err(ApiError::invalid("An artifact path must name a file, not end with '/'"));
+    }
+    let path = checked(&raw)?;
+    s.artifacts.put(&path, req.into_body().into_data_stream()).await?;
+    Ok(StatusCode::OK)
+}
+
+pub(crate) async fn download(State(s): State<AppState>, Path(raw): Path<String>) -> Result<Response, ApiError> {
+    file_response(&s, &checked(&raw)?).await
+}
+
+pub(crate) async fn delete(State(s): State<AppState>, Path(raw): Path<String>) -> Result<Json<Value>, ApiError> {
+    let path = checked(&raw)?;
+    if path.is_root() {
+        return Err(ApiError::invalid("Deleting the whole artifact root is not allowed"));
+    }
+    match s.artifacts.delete(&path).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == kiln_core::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(Json(json!({})))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListReq {
+    path: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Listing {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    root_uri: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    files: Vec<FileJson>,
+}
+
+#[derive(Serialize)]
+struct FileJson {
+    path: String,
+    is_dir: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file_size: Option<u64>,
+}
+
+fn file_json(info: FileInfo, prefix: &str) -> FileJson {
+    let path = if prefix.is_empty() { info.path } else { format!("{prefix}/{}", info.path) };
+    // MLflow leaves the size out for empty files as well as for folders.
+    FileJson { path, is_dir: info.is_dir, file_size: info.file_size.filter(|&n| n > 0) }
+}
+
+/// Lists a folder by its path from the artifact root: names only, as MLflow answers.
+pub(crate) async fn list(State(s): State<AppState>, Params(r): Params<ListReq>) -> Result<Json<Listing>, ApiError> {
+    let path = checked(r.path.as_deref().unwrap_or(""))?;
+    let files = s.artifacts.list(&path).await?.into_iter().map(|f| file_json(f, "")).collect();
+    Ok(Json(Listing { root_uri: None, files }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RunArtifactReq {
+    run_id: Option<String>,
+    run_uuid: Option<String>,
+    path: Option<String>,
+}
+
+impl RunArtifactReq {
+    fn run_id(&self) -> Result<String, ApiError> {
+        self.run_id
+            .clone()
+            .filter(|s| !s.is_empty())
+            .or_else(|| self.run_uuid.clone())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::missing("run_id"))
+    }
+}
+
+/// The run's artifact root inside this server's store, from its `mlflow-artifacts:/` URI.
+async fn run_root(s: &AppState, run_id: &str) -> Result<(String, ArtifactPath), ApiError> {
+    let run = s.tracking.get_run(run_id).await?;
+    let uri = run.info.artifact_uri;
+    let Some(relative) = uri.strip_prefix(PROXY_SCHEME) else {
+        return Err(ApiError::invalid(format!(
+            "The artifacts of run {run_id} live at {uri}, which this server does not serve; read them from there"
+        )));
+    };
+    let root = checked(relative.trim_start_matches('/'))?;
+    Ok((uri, root))
+}
+
+/// Lists a run's artifacts with paths relative to the run, as `/api/2.0/mlflow/artifacts/list`.
+pub(crate) async fn list_run(State(s): State<AppState>, Params(r): Params<RunArtifactReq>) -> Result<Json<Listing>, ApiError> {
+    let (uri, root) = run_root(&s, &r.run_id()?).await?;
+    let sub = checked(r.path.as_deref().unwrap_or(""))?;
+    let files = s.artifacts.list(&root.join(&sub)).await?.into_iter().map(|f| file_json(f, sub.as_str())).collect();
+    Ok(Json(Listing { root_uri: Some(uri), files }))
+}
+
+/// Downloads one file of a run, as the UI's `/get-artifact`.
+pub(crate) async fn get_run_artifact(State(s): State<AppState>, Params(r): Params<RunArtifactReq>) -> Result<Response, ApiError> {
+    let (_, root) = run_root(&s, &r.run_id()?).await?;
+    let sub = checked(r.path.as_deref().ok_or_else(|| ApiError::missing("path"))?)?;
+    file_response(&s, &root.join(&sub)).await
+}
+
+async fn file_response(s: &AppState, path: &ArtifactPath) -> Result<Response, ApiError> {
+    let (size, stream) = match s.artifacts.get(path).await {
+        Ok(found) => found,
+        Err(e) if e.kind() == kiln_core::ErrorKind::NotFound => {
+            let is_dir = !path.is_root() && !s.artifacts.list(path).await?.is_empty();
+            return Err(if is_dir || path.is_root() {
+                ApiError::invalid(format!("'{}' is a folder, not a file: list it instead", path.as_str()))
+            } else {
+                ApiError::new(kiln_core::ErrorKind::NotFound, format!("No such artifact: '{}'", path.as_str()))
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let name = path.as_str().rsplit('/').next().unwrap_or("artifact");
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(name)));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if let Ok(value) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", name.replace(['"', '\\'], "_"))) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+/// A content type from the file name; anything unknown is plain bytes. HTML and SVG go out as
+/// text so that an uploaded page cannot run script on the server's origin.
+fn content_type(name: &str) -> &'static str {
+    let extension = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    match extension.as_deref() {
+        _ if name == "MLmodel" => "text/plain; charset=utf-8",
+        Some("txt" | "log" | "md" | "py" | "yaml" | "yml" | "csv" | "tsv") => "text/plain; charset=utf-8",
+        Some("json") => "application/json",
+        Some("html" | "htm") => "text/plain; charset=utf-8",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("svg") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Logged models (MLflow 3's LoggedModel API) are not stored yet, so a search finds none;
+/// the client asks this while listing or downloading a run's artifacts.
+pub(crate) async fn search_logged_models(Params(_): Params<Value>) -> Json<Value> {
+    Json(json!({}))
+}
