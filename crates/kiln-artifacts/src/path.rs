@@ -12,9 +12,9 @@ pub struct ArtifactPath(String);
 
 impl ArtifactPath {
     /// Checks a path as the HTTP layer decoded it. Refused: absolute paths, backslashes, NUL and
-    /// control characters, empty segments (`a//b`), `.` and `..` segments, and segments that
-    /// would become `.` or `..` if decoded once more (`%2e%2e`), so no layer below can be
-    /// tricked into climbing out. An empty path is the root.
+    /// control characters, `?` and `#`, empty segments (`a//b`), `.` and `..` segments, and
+    /// segments that further rounds of percent-decoding would turn into any of those (`%2e%2e`,
+    /// `%252f`), so no layer below can be tricked into climbing out. An empty path is the root.
     pub fn parse(raw: &str) -> Result<ArtifactPath> {
         let invalid = |why: &str| Error::InvalidPath(format!("Invalid artifact path '{}': {why}", shorten(raw)));
         if raw.len() > MAX_PATH_LEN {
@@ -29,6 +29,9 @@ impl ArtifactPath {
         if raw.chars().any(char::is_control) {
             return Err(invalid("control characters are not allowed"));
         }
+        if raw.contains(['?', '#']) {
+            return Err(invalid("'?' and '#' are not allowed in file names"));
+        }
         let trimmed = raw.strip_suffix('/').unwrap_or(raw);
         if trimmed.is_empty() {
             return Ok(ArtifactPath(String::new()));
@@ -37,9 +40,16 @@ impl ArtifactPath {
             if segment.is_empty() {
                 return Err(invalid("empty folder names ('//') are not allowed"));
             }
-            let decoded = percent_decoded(segment);
-            if matches!(segment, "." | "..") || matches!(decoded.as_deref(), Some("." | "..")) {
+            if matches!(segment, "." | "..") {
                 return Err(invalid("'.' and '..' are not allowed"));
+            }
+            if let Some(decoded) = fully_decoded(segment) {
+                let hidden = matches!(decoded.as_str(), "." | "..")
+                    || decoded.contains(['/', '\\', '?', '#'])
+                    || decoded.chars().any(char::is_control);
+                if hidden {
+                    return Err(invalid("percent-escapes that decode to '/', '\\', '.', '..', '?', '#' or control characters are not allowed"));
+                }
             }
         }
         Ok(ArtifactPath(trimmed.to_string()))
@@ -63,11 +73,20 @@ impl ArtifactPath {
     }
 }
 
-/// The segment percent-decoded once, if it holds any escapes.
-fn percent_decoded(segment: &str) -> Option<String> {
-    segment
-        .contains('%')
-        .then(|| String::from_utf8_lossy(&kiln_core::text::percent_decode(segment.as_bytes())).into_owned())
+/// The segment percent-decoded until nothing changes, if it holds any escapes.
+fn fully_decoded(segment: &str) -> Option<String> {
+    if !segment.contains('%') {
+        return None;
+    }
+    let mut current = segment.to_string();
+    for _ in 0..8 {
+        let next = String::from_utf8_lossy(&kiln_core::text::percent_decode(current.as_bytes())).into_owned();
+        if next == current {
+            break;
+        }
+        current = next;
+    }
+    Some(current)
 }
 
 fn shorten(s: &str) -> String {
@@ -91,7 +110,8 @@ mod tests {
     fn refuses_escapes() {
         for bad in [
             "../x", "a/../../x", "..", ".", "./a", "a/./b", "/etc/passwd", "//proc/self/root", "a\\..\\b", "..\\x",
-            "a//b", "a\0b", "%2e%2e/x", "a/%2E%2e", "%2e", "x/\n", "a/%2e%2e/%2e%2e/etc",
+            "a//b", "a\0b", "%2e%2e/x", "a/%2E%2e", "%2e", "x/\n", "a/%2e%2e/%2e%2e/etc", "%252e%252e%252f", "a%2fb",
+            "..%3f", "a?b", "a#b", "%25252e%25252e",
         ] {
             assert!(ArtifactPath::parse(bad).is_err(), "{bad:?}");
         }

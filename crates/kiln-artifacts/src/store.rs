@@ -125,9 +125,16 @@ impl ArtifactStore {
     }
 }
 
-/// The store location of a checked path: each segment escaped as a path part.
+/// The store location of a checked path. A segment is stored under its own name where the
+/// store allows it (letters of any script, spaces) and escaped where it holds a character some
+/// stores refuse (`%`, `#`, `*`, ...), decided per segment so a folder has one name throughout.
 fn location(path: &ArtifactPath) -> Path {
-    Path::from_iter(path.as_str().split('/').filter(|s| !s.is_empty()).map(PathPart::from))
+    Path::from_iter(
+        path.as_str()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(|segment| PathPart::parse(segment).unwrap_or_else(|_| PathPart::from(segment))),
+    )
 }
 
 /// A stored file name back to the name the client gave (path parts escape a few characters).

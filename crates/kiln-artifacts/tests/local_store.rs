@@ -60,6 +60,9 @@ async fn lists_and_deletes_folders() {
             FileInfo { path: "with space é.txt".into(), is_dir: false, file_size: Some(1) },
         ]
     );
+    assert!(dir.join("r/with space é.txt").exists(), "names are kept as given on disk");
+    put(&store, "r/100%.txt", vec![b"z".to_vec()]).await;
+    assert!(store.list(&p("r")).await.unwrap().iter().any(|f| f.path == "100%.txt"));
     assert!(store.list(&p("missing")).await.unwrap().is_empty());
     store.delete(&p("r/sub")).await.unwrap();
     assert!(!dir.join("r/sub/b.txt").exists());
