@@ -38,6 +38,9 @@ impl Tracking {
         for tag in tags {
             validate_experiment_tag(tag)?;
         }
+        if let Some(location) = artifact_location {
+            validate_artifact_location(location)?;
+        }
         let now = now_millis();
         let mut tx = self.store.begin_write().await?;
         let inserted = sqlx::query(
@@ -205,6 +208,17 @@ impl Tracking {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// An experiment's own artifact location. One this server serves (`mlflow-artifacts:/...`) must
+/// name a folder under its artifact root; other locations (object stores, paths on the
+/// client's machine) are the client's to write and this server never reads them.
+fn validate_artifact_location(location: &str) -> Result<()> {
+    if let Some(relative) = location.strip_prefix("mlflow-artifacts:") {
+        kiln_artifacts::ArtifactPath::parse(relative.trim_start_matches('/'))
+            .map_err(|e| Error::invalid(format!("Invalid artifact_location '{location}': {e}")))?;
+    }
+    Ok(())
 }
 
 fn validate_experiment_tag(tag: &Tag) -> Result<()> {

@@ -145,6 +145,10 @@ async fn experiments_lifecycle(t: Tracking) {
     assert_eq!(t.get_experiment("99").await.unwrap_err().kind(), kiln_core::ErrorKind::NotFound);
     assert_eq!(t.get_experiment("x").await.unwrap_err().kind(), kiln_core::ErrorKind::InvalidArgument);
 
+    for bad in ["mlflow-artifacts:/../../etc", "mlflow-artifacts:/a/%2e%2e/b", "mlflow-artifacts:/a\\b"] {
+        let refused = t.create_experiment("escape", Some(bad), &[]).await;
+        assert_eq!(refused.unwrap_err().kind(), kiln_core::ErrorKind::InvalidArgument, "{bad}");
+    }
     let other = t.create_experiment("other", Some("s3://bucket/x"), &[]).await.unwrap();
     assert_eq!(t.get_experiment(&other).await.unwrap().artifact_location, "s3://bucket/x");
     assert_eq!(t.rename_experiment(&id, "other").await.unwrap_err().kind(), kiln_core::ErrorKind::AlreadyExists);
