@@ -63,6 +63,7 @@ impl ArtifactStore {
             return Err(Error::InvalidPath("An upload needs a file name".into()));
         }
         let location = location(path);
+        self.check_can_write(path, &location).await?;
         let upload = self.store.put_multipart(&location).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         let mut body = std::pin::pin!(body);
@@ -83,6 +84,25 @@ impl ArtifactStore {
         }
         writer.finish().await?;
         Ok(written)
+    }
+
+    /// A file cannot sit below a file, nor replace a folder.
+    async fn check_can_write(&self, path: &ArtifactPath, location: &Path) -> Result<()> {
+        let parts: Vec<PathPart> = location.parts().collect();
+        for depth in 1..parts.len() {
+            let ancestor = Path::from_iter(parts[..depth].iter().cloned());
+            if self.store.head(&ancestor).await.is_ok() {
+                return Err(Error::InvalidPath(format!(
+                    "'{}' is below a file; a file cannot hold other files",
+                    path.as_str()
+                )));
+            }
+        }
+        let listing = self.store.list_with_delimiter(Some(location)).await?;
+        if !listing.objects.is_empty() || !listing.common_prefixes.is_empty() {
+            return Err(Error::InvalidPath(format!("'{}' is a folder; a file cannot replace it", path.as_str())));
+        }
+        Ok(())
     }
 
     /// The file's size and a stream of its bytes.

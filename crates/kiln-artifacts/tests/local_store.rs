@@ -64,6 +64,13 @@ async fn lists_and_deletes_folders() {
     put(&store, "r/100%.txt", vec![b"z".to_vec()]).await;
     assert!(store.list(&p("r")).await.unwrap().iter().any(|f| f.path == "100%.txt"));
     assert!(store.list(&p("missing")).await.unwrap().is_empty());
+    let refused = |path: &'static str| {
+        let store = store.clone();
+        async move { store.put(&p(path), stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b"z"))])).await }
+    };
+    assert!(refused("r/sub").await.is_err(), "a file cannot replace a folder");
+    assert!(refused("r/a.txt/inner").await.is_err(), "a file cannot sit below a file");
+    assert_eq!(std::fs::read_dir(dir.join("r/sub")).unwrap().count(), 1, "nothing was left behind");
     store.delete(&p("r/sub")).await.unwrap();
     assert!(!dir.join("r/sub/b.txt").exists());
     assert!(store.get(&p("r/sub/b.txt")).await.is_err());

@@ -22,7 +22,9 @@ impl From<kiln_artifacts::Error> for ApiError {
     fn from(e: kiln_artifacts::Error) -> Self {
         let kind = e.kind();
         if kind == kiln_core::ErrorKind::Internal {
+            // The details name folders of the server's disk: they go to the log, not the client.
             tracing::error!(error = %e, "artifact request failed");
+            return ApiError::new(kind, "The artifact store failed; the server log has the details");
         }
         ApiError::new(kind, e.to_string())
     }
