@@ -72,3 +72,48 @@ def search_runs(api, experiment_ids, **body):
     body = {"experiment_ids": list(experiment_ids), **body}
     body.setdefault("max_results", 1000)
     return api.post("runs/search", body)
+
+
+# ---------------------------------------------------------------------------
+# Raw HTTP with the request target sent byte for byte (requests/urllib3 would
+# normalise "..", re-quote "%" and "\", and drop "#").
+
+ARTIFACTS_API = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+class RawHttpResponse:
+    def __init__(self, status_code, headers, content):
+        self.status_code = status_code
+        self.headers = headers  # lower-cased names
+        self.content = content
+
+    @property
+    def text(self):
+        return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        import json
+
+        return json.loads(self.content)
+
+
+def raw_http(base_url, method, target, body=None, headers=None, timeout=60):
+    """Send `method target` as is to base_url's host and port; no redirects are followed."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        hdrs = dict(headers or {})
+        if body is not None:
+            hdrs.setdefault("Content-Length", str(len(body)))
+        for k, v in hdrs.items():
+            conn.putheader(k, v)
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        content = resp.read()
+        return RawHttpResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, content)
+    finally:
+        conn.close()
