@@ -28,6 +28,7 @@ pub struct FileInfo {
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     store: Arc<LocalFileSystem>,
+    root: std::path::PathBuf,
     description: String,
 }
 
@@ -45,7 +46,8 @@ impl ArtifactStore {
         std::fs::create_dir_all(folder).map_err(|e| invalid(format!("cannot create it: {e}")))?;
         let root = std::fs::canonicalize(folder).map_err(|e| invalid(e.to_string()))?;
         let store = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
-        Ok(ArtifactStore { store: Arc::new(store), description: format!("local folder {}", root.display()) })
+        let description = format!("local folder {}", root.display());
+        Ok(ArtifactStore { store: Arc::new(store), root, description })
     }
 
     pub fn description(&self) -> &str {
@@ -53,7 +55,8 @@ impl ArtifactStore {
     }
 
     /// Writes a file from a stream of chunks without holding it in memory; the file appears
-    /// whole under its name only when the stream has ended, or not at all.
+    /// whole under its name only when the stream has ended, or not at all, and is on disk
+    /// (file and folder entry synced) before this returns.
     pub async fn put<S, E>(&self, path: &ArtifactPath, body: S) -> Result<u64>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
@@ -83,7 +86,24 @@ impl ArtifactStore {
             writer.put(chunk);
         }
         writer.finish().await?;
+        self.sync(&location).await?;
         Ok(written)
+    }
+
+    /// Flushes a written file and the folder entry naming it to the disk.
+    async fn sync(&self, location: &Path) -> Result<()> {
+        let mut file = self.root.clone();
+        file.extend(location.parts().map(|part| part.as_ref().to_string()));
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&file)?.sync_all()?;
+            if let Some(folder) = file.parent() {
+                std::fs::File::open(folder)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Upload(format!("syncing the upload to disk failed: {e}")))?
+        .map_err(|e| Error::Upload(format!("syncing the upload to disk failed: {e}")))
     }
 
     /// A file cannot sit below a file, nor replace a folder.
