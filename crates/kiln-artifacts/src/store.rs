@@ -7,13 +7,15 @@ use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::{Path, PathPart};
-use object_store::{ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, WriteMultipart};
 
 use crate::path::ArtifactPath;
 use crate::{Error, Result};
 
 /// Bytes buffered per part of a streamed upload; a part is written while the next arrives.
 const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Bytes read per range of a download (the store's own stream reads 8 KB at a time).
+const READ_SIZE: u64 = 4 * 1024 * 1024;
 
 /// One entry of a listing, named relative to the listed folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,14 +127,30 @@ impl ArtifactStore {
         Ok(())
     }
 
-    /// The file's size and a stream of its bytes.
+    /// The file's size and a stream of its bytes, read in large ranges. Every range must come
+    /// from the same version of the file: one replaced mid-download ends the stream with an
+    /// error rather than mixing two files.
     pub async fn get(&self, path: &ArtifactPath) -> Result<(u64, BoxStream<'static, Result<Bytes>>)> {
         if path.is_root() {
             return Err(Error::NotFound(String::new()));
         }
-        let result = self.store.get(&location(path)).await.map_err(|e| not_found_as(e, path))?;
-        let size = result.meta.size;
-        Ok((size, result.into_stream().map_err(Error::from).boxed()))
+        let location = location(path);
+        let meta = self.store.head(&location).await.map_err(|e| not_found_as(e, path))?;
+        let (size, version) = (meta.size, meta.e_tag);
+        let store = self.store.clone();
+        let stream = futures_util::stream::try_unfold(0u64, move |offset| {
+            let (store, location, version) = (store.clone(), location.clone(), version.clone());
+            async move {
+                if offset >= size {
+                    return Ok(None);
+                }
+                let end = (offset + READ_SIZE).min(size);
+                let options = GetOptions { range: Some((offset..end).into()), if_match: version, ..GetOptions::default() };
+                let bytes = store.get_opts(&location, options).await?.bytes().await?;
+                Ok(Some((bytes, end)))
+            }
+        });
+        Ok((size, stream.boxed()))
     }
 
     /// The files and folders directly inside `dir`, sorted by name. A missing folder is empty.
