@@ -246,24 +246,30 @@ async fn upsert_experiment_tag(tx: &mut Transaction<'static>, id: i64, tag: &Tag
     Ok(())
 }
 
-/// The lifecycle stage of an experiment, or NotFound.
-pub(crate) async fn experiment_stage(tx: &mut Transaction<'static>, id: i64) -> Result<String> {
-    let row = sqlx::query("SELECT lifecycle_stage FROM experiments WHERE experiment_id = $1")
+/// The lifecycle stage and artifact location of an experiment, or NotFound.
+async fn experiment_state(tx: &mut Transaction<'static>, id: i64) -> Result<(String, String)> {
+    let row = sqlx::query("SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
     match row {
-        Some(row) => Ok(row.try_get(0)?),
+        Some(row) => Ok((row.try_get(0)?, row.try_get(1)?)),
         None => Err(Error::not_found(format!("No Experiment with id={id} exists"))),
     }
 }
 
-pub(crate) async fn require_active_experiment(tx: &mut Transaction<'static>, id: i64) -> Result<()> {
-    let stage = experiment_stage(tx, id).await?;
+/// The lifecycle stage of an experiment, or NotFound.
+pub(crate) async fn experiment_stage(tx: &mut Transaction<'static>, id: i64) -> Result<String> {
+    Ok(experiment_state(tx, id).await?.0)
+}
+
+/// Refuses writes into a deleted experiment; answers the experiment's artifact location.
+pub(crate) async fn require_active_experiment(tx: &mut Transaction<'static>, id: i64) -> Result<String> {
+    let (stage, location) = experiment_state(tx, id).await?;
     if stage != ACTIVE {
         return Err(Error::invalid(format!(
             "The experiment {id} must be in the 'active' state; it is {stage}. Restore it first"
         )));
     }
-    Ok(())
+    Ok(location)
 }

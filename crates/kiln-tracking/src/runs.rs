@@ -71,12 +71,7 @@ impl Tracking {
 
         let run_id = new_run_id();
         let mut tx = self.store.begin_write().await?;
-        require_active_experiment(&mut tx, experiment_id).await?;
-        let location: String = sqlx::query("SELECT artifact_location FROM experiments WHERE experiment_id = $1")
-            .bind(experiment_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let location = require_active_experiment(&mut tx, experiment_id).await?;
         let info = RunInfo {
             run_uuid: run_id.clone(),
             experiment_id: experiment_id.to_string(),
