@@ -1,5 +1,7 @@
 //! Experiments: create, read, rename, delete and restore, and their tags.
 
+use std::collections::HashMap;
+
 use kiln_core::time::now_millis;
 use kiln_store::Transaction;
 use sqlx::{AssertSqlSafe, Row};
@@ -7,6 +9,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::entities::{ACTIVE, DELETED, Experiment, Tag};
 use crate::error::{Error, Result};
 use crate::rows::{self, EXPERIMENT_COLUMNS, is_unique_violation};
+use crate::sql::{Bind, IN_CHUNK, Sql};
 use crate::validation::{MAX_EXPERIMENT_TAG_VALUE_LENGTH, parse_experiment_id, validate_key};
 use crate::Tracking;
 
@@ -97,17 +100,17 @@ impl Tracking {
 
     /// Fills in the tags of each experiment.
     pub(crate) async fn attach_experiment_tags(&self, experiments: &mut [Experiment]) -> Result<()> {
-        if experiments.is_empty() {
-            return Ok(());
-        }
-        let mut sql = crate::sql::Sql::new(self.store.dialect(), "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ");
-        sql.bind_list(experiments.iter().map(|e| crate::sql::Bind::Int(e.experiment_id.parse().unwrap_or(-1))));
-        sql.push(" ORDER BY experiment_id, key");
-        let rows = sql.build().fetch_all(self.store.reader()).await?;
-        for row in rows {
-            let id = row.try_get::<i64, _>(0)?.to_string();
-            if let Some(e) = experiments.iter_mut().find(|e| e.experiment_id == id) {
-                e.tags.push(rows::tag(&row, 1)?);
+        let index: HashMap<String, usize> =
+            experiments.iter().enumerate().map(|(i, e)| (e.experiment_id.clone(), i)).collect();
+        let ids: Vec<i64> = experiments.iter().filter_map(|e| e.experiment_id.parse().ok()).collect();
+        for chunk in ids.chunks(IN_CHUNK) {
+            let mut sql = Sql::new(self.store.dialect(), "SELECT experiment_id, key, value FROM experiment_tags WHERE experiment_id IN ");
+            sql.bind_list(chunk.iter().map(|&id| Bind::Int(id)));
+            sql.push(" ORDER BY experiment_id, key");
+            for row in sql.build().fetch_all(self.store.reader()).await? {
+                if let Some(&i) = index.get(&row.try_get::<i64, _>(0)?.to_string()) {
+                    experiments[i].tags.push(rows::tag(&row, 1)?);
+                }
             }
         }
         Ok(())

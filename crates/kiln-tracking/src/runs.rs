@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::experiments::require_active_experiment;
 use crate::names::random_run_name;
 use crate::rows::{self, RUN_COLUMNS, RunRow};
-use crate::sql::{Bind, Sql};
+use crate::sql::{Bind, IN_CHUNK, Sql};
 use crate::validation::{MAX_TAG_VALUE_LENGTH, parse_experiment_id, truncate_chars};
 use crate::Tracking;
 
@@ -34,9 +34,6 @@ pub struct UpdateRun {
     pub end_time: Option<i64>,
     pub run_name: Option<String>,
 }
-
-/// How many run keys go into one `IN (...)` list.
-const IN_CHUNK: usize = 900;
 
 impl Tracking {
     pub async fn create_run(&self, req: CreateRun) -> Result<Run> {

@@ -5,6 +5,9 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::AssertSqlSafe;
 
+/// How many keys go into one `IN (...)` list; well under both backends' bind limits.
+pub(crate) const IN_CHUNK: usize = 900;
+
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
     Int(i64),
