@@ -4,6 +4,7 @@
 
 mod error;
 mod migrate;
+pub mod query;
 mod store;
 mod uri;
 

@@ -23,12 +23,20 @@ impl Migration {
     }
 }
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "tracking",
-    sqlite: include_str!("../migrations/0001_tracking.sqlite.sql"),
-    postgres: include_str!("../migrations/0001_tracking.postgres.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "tracking",
+        sqlite: include_str!("../migrations/0001_tracking.sqlite.sql"),
+        postgres: include_str!("../migrations/0001_tracking.postgres.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "logged models and the model registry",
+        sqlite: include_str!("../migrations/0002_models.sqlite.sql"),
+        postgres: include_str!("../migrations/0002_models.postgres.sql"),
+    },
+];
 
 /// Serialises migrations across replicas sharing one PostgreSQL database.
 const PG_MIGRATION_LOCK: i64 = 0x6b696c6e_0001;

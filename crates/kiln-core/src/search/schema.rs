@@ -8,6 +8,10 @@ use super::{Comparison, Entity, Op, Value};
 pub enum Schema {
     Runs,
     Experiments,
+    /// MLflow 3's logged models: attributes, `metrics.`, `params.`, `tags.`.
+    LoggedModels,
+    RegisteredModels,
+    ModelVersions,
 }
 
 struct Attributes {
@@ -34,6 +38,27 @@ const EXPERIMENT_ATTRIBUTES: Attributes = Attributes {
     orderable: &["experiment_id", "name", "creation_time", "last_update_time"],
 };
 
+const LOGGED_MODEL_ATTRIBUTES: Attributes = Attributes {
+    text: &["name", "model_type", "status", "source_run_id"],
+    numeric: &["creation_timestamp", "last_updated_timestamp"],
+    ids: &["model_id"],
+    orderable: &["model_id", "name", "model_type", "status", "source_run_id", "creation_timestamp", "last_updated_timestamp"],
+};
+
+const REGISTERED_MODEL_ATTRIBUTES: Attributes = Attributes {
+    text: &[],
+    numeric: &["creation_timestamp", "last_updated_timestamp"],
+    ids: &["name"],
+    orderable: &["name", "creation_timestamp", "last_updated_timestamp"],
+};
+
+const MODEL_VERSION_ATTRIBUTES: Attributes = Attributes {
+    text: &["source_path"],
+    numeric: &["version_number", "creation_timestamp", "last_updated_timestamp"],
+    ids: &["name", "run_id"],
+    orderable: &["name", "version_number", "creation_timestamp", "last_updated_timestamp"],
+};
+
 const DATASET_FIELDS: &[&str] = &["name", "digest", "context"];
 
 impl Schema {
@@ -41,6 +66,9 @@ impl Schema {
         match self {
             Schema::Runs => &RUN_ATTRIBUTES,
             Schema::Experiments => &EXPERIMENT_ATTRIBUTES,
+            Schema::LoggedModels => &LOGGED_MODEL_ATTRIBUTES,
+            Schema::RegisteredModels => &REGISTERED_MODEL_ATTRIBUTES,
+            Schema::ModelVersions => &MODEL_VERSION_ATTRIBUTES,
         }
     }
 
@@ -51,9 +79,12 @@ impl Schema {
         }
         let entity = match (self, prefix) {
             (Schema::Runs, None | Some("attribute" | "attributes" | "attr" | "run"))
-            | (Schema::Experiments, None | Some("attribute")) => Entity::Attribute(self.attribute(&key)?),
-            (Schema::Runs, Some("metric" | "metrics")) => Entity::Metric(key),
-            (Schema::Runs, Some("param" | "params" | "parameter" | "parameters")) => Entity::Param(key),
+            | (Schema::Experiments | Schema::RegisteredModels | Schema::ModelVersions, None | Some("attribute"))
+            | (Schema::LoggedModels, None | Some("attributes")) => Entity::Attribute(self.attribute(&key)?),
+            (Schema::Runs, Some("metric" | "metrics")) | (Schema::LoggedModels, Some("metrics")) => Entity::Metric(key),
+            (Schema::Runs, Some("param" | "params" | "parameter" | "parameters")) | (Schema::LoggedModels, Some("params")) => {
+                Entity::Param(key)
+            }
             (_, Some("tag" | "tags")) => Entity::Tag(key),
             (Schema::Runs, Some("dataset" | "datasets")) => {
                 if !DATASET_FIELDS.contains(&key.as_str()) {
@@ -64,7 +95,8 @@ impl Schema {
             (_, Some(other)) => {
                 let allowed = match self {
                     Schema::Runs => "metrics., params., tags., attributes. or datasets.",
-                    Schema::Experiments => "tags., attribute. or no prefix",
+                    Schema::Experiments | Schema::RegisteredModels | Schema::ModelVersions => "tags., attribute. or no prefix",
+                    Schema::LoggedModels => "metrics., params., tags., attributes. or no prefix",
                 };
                 return Err(format!("'{other}.' is not a valid prefix here: use {allowed}"));
             }
@@ -76,6 +108,9 @@ impl Schema {
         let canonical = match (self, key) {
             (Schema::Runs, "created" | "Created") => "start_time",
             (Schema::Runs, "run name" | "Run name" | "Run Name") => "run_name",
+            (Schema::LoggedModels, "creation_time" | "creation_timestamp_ms") => "creation_timestamp",
+            (Schema::LoggedModels, "last_updated_timestamp_ms") => "last_updated_timestamp",
+            (Schema::RegisteredModels, "timestamp") => "last_updated_timestamp",
             (_, other) => other,
         };
         let a = self.attributes();
@@ -110,13 +145,17 @@ impl Schema {
             }
             return Ok(());
         }
-        let allowed: &[Op] = match &c.entity {
-            Entity::Param(_) | Entity::Tag(_) => &[Op::Eq, Op::Ne, Op::Like, Op::ILike, Op::IsNull, Op::IsNotNull],
-            Entity::Dataset(_) => &[Op::Eq, Op::Ne, Op::Like, Op::ILike, Op::In, Op::NotIn],
-            Entity::Attribute(a) if self.attributes().ids.contains(&a.as_str()) => match self {
-                Schema::Runs => &[Op::Eq, Op::Ne, Op::Like, Op::ILike, Op::In, Op::NotIn],
-                Schema::Experiments => &[Op::Eq, Op::Ne, Op::In, Op::NotIn],
-            },
+        let allowed: &[Op] = match (self, &c.entity) {
+            (Schema::LoggedModels, _) => &[Op::Eq, Op::Ne, Op::Like, Op::ILike, Op::In, Op::NotIn],
+            (Schema::RegisteredModels | Schema::ModelVersions, Entity::Tag(_)) => &[Op::Eq, Op::Ne, Op::Like, Op::ILike],
+            (_, Entity::Param(_) | Entity::Tag(_)) => &[Op::Eq, Op::Ne, Op::Like, Op::ILike, Op::IsNull, Op::IsNotNull],
+            (_, Entity::Dataset(_)) => &[Op::Eq, Op::Ne, Op::Like, Op::ILike, Op::In, Op::NotIn],
+            (Schema::Experiments, Entity::Attribute(a)) if self.attributes().ids.contains(&a.as_str()) => {
+                &[Op::Eq, Op::Ne, Op::In, Op::NotIn]
+            }
+            (_, Entity::Attribute(a)) if self.attributes().ids.contains(&a.as_str()) => {
+                &[Op::Eq, Op::Ne, Op::Like, Op::ILike, Op::In, Op::NotIn]
+            }
             _ => &[Op::Eq, Op::Ne, Op::Like, Op::ILike],
         };
         if !allowed.contains(&c.op) {
@@ -136,6 +175,12 @@ impl Schema {
             }
             (_, Entity::Dataset(_)) => Err("results cannot be ordered by a dataset field".into()),
             (Schema::Experiments, Entity::Tag(_)) => Err("experiments cannot be ordered by a tag".into()),
+            (Schema::LoggedModels, Entity::Param(_) | Entity::Tag(_)) => {
+                Err("logged models are ordered by attributes or metrics only".into())
+            }
+            (Schema::RegisteredModels | Schema::ModelVersions, Entity::Tag(_)) => {
+                Err("models are ordered by attributes only".into())
+            }
             _ => Ok(()),
         }
     }

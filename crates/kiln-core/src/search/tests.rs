@@ -201,3 +201,34 @@ proptest! {
         let _ = runs(&text);
     }
 }
+
+#[test]
+fn logged_model_searches() {
+    let f = parse_filter("name = 'm' AND metrics.acc > 0.9 AND params.lr IN ('0.1', '0.2') AND tags.t LIKE 'x%'", Schema::LoggedModels)
+        .unwrap();
+    assert_eq!(f.clauses.len(), 4);
+    assert_eq!(f.clauses[1].entity, Entity::Metric("acc".into()));
+    let f = parse_filter("creation_time > 5", Schema::LoggedModels).unwrap();
+    assert_eq!(f.clauses[0].entity, Entity::Attribute("creation_timestamp".into()));
+    for bad in ["metrics.acc LIKE 'x'", "params.p > 3", "datasets.name = 'x'", "run_name = 'x'", "metric.acc > 1"] {
+        assert!(parse_filter(bad, Schema::LoggedModels).is_err(), "{bad}");
+    }
+    assert!(parse_order_by(&["params.p"], Schema::LoggedModels).is_err());
+}
+
+#[test]
+fn registry_searches() {
+    let f = parse_filter("name ILIKE 'fraud%' AND tags.team = 'risk'", Schema::RegisteredModels).unwrap();
+    assert_eq!(f.clauses[0].op, Op::ILike);
+    assert!(parse_filter("name IN ('a', 'b')", Schema::RegisteredModels).is_ok());
+    let f = parse_filter("run_id IN ('a', 'b') AND version_number >= 2 AND source_path LIKE 'mlflow-artifacts:%'", Schema::ModelVersions)
+        .unwrap();
+    assert_eq!(f.clauses[1].value, Value::Number(2.0));
+    for bad in ["metrics.m > 1", "params.p = 'x'", "tags.t IS NULL", "source_path IN ('x')", "description = 'x'"] {
+        assert!(parse_filter(bad, Schema::ModelVersions).is_err(), "{bad}");
+        assert!(parse_filter(bad, Schema::RegisteredModels).is_err(), "{bad}");
+    }
+    let o = parse_order_by(&["timestamp DESC"], Schema::RegisteredModels).unwrap();
+    assert_eq!(o[0].entity, Entity::Attribute("last_updated_timestamp".into()));
+    assert!(parse_order_by(&["tags.t"], Schema::ModelVersions).is_err());
+}
