@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Row};
 use crate::entities::{ACTIVE, DELETED, Experiment, Tag};
 use crate::error::{Error, Result};
 use crate::rows::{self, EXPERIMENT_COLUMNS, is_unique_violation};
-use crate::sql::{Bind, IN_CHUNK, Sql};
+use kiln_store::query::{Bind, IN_CHUNK, Sql};
 use crate::validation::{MAX_EXPERIMENT_TAG_VALUE_LENGTH, parse_experiment_id, validate_key};
 use crate::Tracking;
 

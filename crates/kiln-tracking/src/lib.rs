@@ -7,17 +7,21 @@ mod error;
 mod experiments;
 mod history;
 mod logging;
+mod models;
 mod names;
 mod rows;
 mod runs;
 mod search;
-mod sql;
 mod validation;
 
 pub use entities::*;
 pub use error::{Error, Result};
 pub use history::{BulkIntervalQuery, HistoryChunk};
 pub use logging::Batch;
+pub use models::{
+    CreateLoggedModel, DatasetFilter, LoggedModel, LoggedModelData, LoggedModelInfo, LoggedModelOrder, LoggedModelPage,
+    LoggedModelSearch, LoggedModelStatus, ModelMetric,
+};
 pub use runs::{CreateRun, UpdateRun};
 pub use search::{ExperimentPage, ExperimentSearch, RunPage, RunSearch};
 pub use validation::{MAX_SEARCH_RESULTS, validate_key};

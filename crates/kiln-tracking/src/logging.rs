@@ -9,9 +9,10 @@ use sqlx::Row;
 
 use crate::entities::*;
 use crate::error::{Error, Result};
+use crate::models::{ModelMetric, insert_model_metrics};
 use crate::rows::stored_value;
 use crate::runs::{active_run, upsert_run_tags};
-use crate::sql::{Bind, Sql};
+use kiln_store::query::{Bind, Sql};
 use crate::validation::*;
 use crate::Tracking;
 
@@ -20,6 +21,9 @@ pub struct Batch {
     pub metrics: Vec<Metric>,
     pub params: Vec<Tag>,
     pub tags: Vec<Tag>,
+    /// Metrics that are also recorded against logged models (each is in `metrics` too); their
+    /// run is the batch's.
+    pub model_metrics: Vec<ModelMetric>,
 }
 
 /// Rows per multi-row INSERT; well under both backends' bind-parameter limits.
@@ -27,7 +31,10 @@ const INSERT_CHUNK: usize = 500;
 
 impl Tracking {
     pub async fn log_batch(&self, run_id: &str, batch: Batch) -> Result<()> {
-        let Batch { metrics, mut params, tags } = batch;
+        let Batch { metrics, mut params, tags, mut model_metrics } = batch;
+        for m in &mut model_metrics {
+            m.run_id = run_id.to_string();
+        }
         check_batch_limits(metrics.len(), params.len(), tags.len())?;
         for m in &metrics {
             validate_key("metric", &m.key)?;
@@ -79,6 +86,9 @@ impl Tracking {
         }
         if !metrics.is_empty() {
             insert_metrics(&mut tx, self.store.dialect(), run.pk, &metrics).await?;
+        }
+        if !model_metrics.is_empty() {
+            insert_model_metrics(&mut tx, &model_metrics).await?;
         }
         tx.commit().await?;
         Ok(())

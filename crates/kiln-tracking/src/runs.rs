@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::experiments::require_active_experiment;
 use crate::names::random_run_name;
 use crate::rows::{self, RUN_COLUMNS, RunRow};
-use crate::sql::{Bind, IN_CHUNK, Sql};
+use kiln_store::query::{Bind, IN_CHUNK, Sql};
 use crate::validation::{MAX_TAG_VALUE_LENGTH, parse_experiment_id, truncate_chars};
 use crate::Tracking;
 

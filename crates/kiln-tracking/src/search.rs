@@ -5,7 +5,7 @@ use kiln_core::search::{Comparison, Entity, Op, OrderBy, PageToken, Schema, Valu
 use crate::entities::{Experiment, Run, ViewType};
 use crate::error::{Error, Result};
 use crate::rows::{self, EXPERIMENT_COLUMNS, RUN_COLUMNS};
-use crate::sql::{Bind, Sql};
+use kiln_store::query::{Bind, Sql, direction, key_value_condition, next_token, numeric_comparison, page, text_comparison};
 use crate::validation::{MAX_SEARCH_RESULTS, parse_experiment_id, validate_max_results};
 use crate::Tracking;
 
@@ -127,25 +127,8 @@ impl Tracking {
     }
 }
 
-/// Fetches one row more than the page holds, to know whether another page follows.
-fn page(q: &mut Sql, max_results: i64, token: PageToken) {
-    q.push(" LIMIT ").bind_int(max_results + 1).push(" OFFSET ");
-    q.bind_int(i64::try_from(token.offset).unwrap_or(i64::MAX));
-}
 
-fn next_token<T>(items: &mut Vec<T>, max_results: i64, token: PageToken) -> Option<String> {
-    let max = usize::try_from(max_results).unwrap_or(usize::MAX);
-    if items.len() > max {
-        items.truncate(max);
-        Some(PageToken { offset: token.offset + max as u64 }.encode())
-    } else {
-        None
-    }
-}
 
-fn direction(ascending: bool) -> &'static str {
-    if ascending { "ASC" } else { "DESC" }
-}
 
 /// Joins what an order_by clause needs and adds its ORDER BY terms. Runs without the metric,
 /// param or tag sort last in both directions; NaN metrics sort after numbers and before those.
@@ -198,31 +181,7 @@ fn order_run_by(q: &mut Sql, order_sql: &mut Vec<String>, i: usize, o: &OrderBy,
     Ok(())
 }
 
-/// `column <op> value` for text comparisons; ILIKE is lower() on both sides on every backend.
-fn text_comparison(q: &mut Sql, column: &str, op: Op, value: &Value) -> Result<()> {
-    match (op, value) {
-        (Op::ILike, Value::String(s)) => {
-            q.push(&format!("LOWER({column}) LIKE LOWER(")).bind_text(s).push(")");
-        }
-        (Op::In | Op::NotIn, Value::List(items)) => {
-            q.push(column).push(if op == Op::In { " IN " } else { " NOT IN " });
-            q.bind_list(items.iter().map(|s| Bind::Text(s.clone())));
-        }
-        (Op::Eq | Op::Ne | Op::Like, Value::String(s)) => {
-            q.push(&format!("{column} {} ", op.as_str())).bind_text(s);
-        }
-        _ => return Err(Error::invalid(format!("cannot compare text with {}", op.as_str()))),
-    }
-    Ok(())
-}
 
-fn numeric_comparison(q: &mut Sql, column: &str, op: Op, value: &Value) -> Result<()> {
-    let Value::Number(n) = value else {
-        return Err(Error::invalid(format!("{column} is compared with a number")));
-    };
-    q.push(&format!("{column} {} ", op.as_str())).bind(Bind::Float(*n));
-    Ok(())
-}
 
 fn run_condition(q: &mut Sql, c: &Comparison) -> Result<()> {
     match &c.entity {
@@ -282,18 +241,6 @@ fn run_column(attribute: &str) -> Option<&'static str> {
     })
 }
 
-/// A condition on a key/value table (params, tags): the key exists (or not) for the row
-/// `link` ties it to, with a value that matches.
-fn key_value_condition(q: &mut Sql, table: &str, link: &str, key: &str, c: &Comparison) -> Result<()> {
-    q.push(if c.op == Op::IsNull { "NOT EXISTS" } else { "EXISTS" });
-    q.push(&format!(" (SELECT 1 FROM {table} t WHERE {link} AND t.key = ")).bind_text(key);
-    if !matches!(c.op, Op::IsNull | Op::IsNotNull) {
-        q.push(" AND ");
-        text_comparison(q, "t.value", c.op, &c.value)?;
-    }
-    q.push(")");
-    Ok(())
-}
 
 fn experiment_condition(q: &mut Sql, c: &Comparison) -> Result<()> {
     match &c.entity {

@@ -253,6 +253,7 @@ async fn batch_is_all_or_nothing(t: Tracking) {
         metrics: vec![metric("loss", 1.0, 10, 0)],
         params: vec![tag("new", "x"), tag("lr", "0.2")],
         tags: vec![tag("t", "v")],
+        ..Batch::default()
     };
     assert_eq!(t.log_batch(&run, conflicting).await.unwrap_err().kind(), kiln_core::ErrorKind::InvalidArgument);
     let got = t.get_run(&run).await.unwrap();
