@@ -50,6 +50,16 @@ impl From<kiln_tracking::Error> for ApiError {
     }
 }
 
+impl From<kiln_registry::Error> for ApiError {
+    fn from(e: kiln_registry::Error) -> Self {
+        let kind = e.kind();
+        if matches!(kind, ErrorKind::Internal | ErrorKind::Unavailable) {
+            tracing::error!(error = %e, "request failed");
+        }
+        ApiError::new(kind, e.to_string())
+    }
+}
+
 impl From<kiln_core::Error> for ApiError {
     fn from(e: kiln_core::Error) -> Self {
         ApiError::new(e.kind(), e.to_string())

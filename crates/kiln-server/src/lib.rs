@@ -12,6 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use kiln_artifacts::ArtifactStore;
+use kiln_registry::Registry;
 use kiln_tracking::Tracking;
 use tower_http::trace::TraceLayer;
 
@@ -21,6 +22,7 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub tracking: Tracking,
+    pub registry: Registry,
     pub artifacts: ArtifactStore,
 }
 

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use kiln_artifacts::ArtifactStore;
+use kiln_registry::Registry;
 use kiln_server::{ApiOptions, AppState};
 use kiln_store::{MetaStore, StoreOptions};
 use kiln_tracking::Tracking;
@@ -26,7 +27,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     .context("cannot open the backend store")?;
     let tracking = Tracking::open(store.clone(), ARTIFACT_ROOT).await.context("cannot open tracking")?;
     let artifact_description = artifacts.description().to_string();
-    let app = kiln_server::app(AppState { tracking, artifacts }, &ApiOptions { max_body_bytes: config.max_request_body });
+    let registry = Registry::new(tracking.clone(), artifacts.clone());
+    let state = AppState { tracking, registry, artifacts };
+    let app = kiln_server::app(state, &ApiOptions { max_body_bytes: config.max_request_body });
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await

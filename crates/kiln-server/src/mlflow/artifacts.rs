@@ -112,32 +112,91 @@ impl RunArtifactReq {
     }
 }
 
-/// The run's artifact root inside this server's store, from its `mlflow-artifacts:/` URI.
-async fn run_root(s: &AppState, run_id: &str) -> Result<(String, ArtifactPath), ApiError> {
-    let run = s.tracking.get_run(run_id).await?;
-    let uri = run.info.artifact_uri;
+/// The folder inside this server's store that an artifact URI of `what` names.
+fn store_root(uri: &str, what: &str) -> Result<ArtifactPath, ApiError> {
     let Some(relative) = uri.strip_prefix(PROXY_SCHEME) else {
         return Err(ApiError::invalid(format!(
-            "The artifacts of run {run_id} live at {uri}, which this server does not serve; read them from there"
+            "The artifacts of {what} live at {uri}, which this server does not serve; read them from there"
         )));
     };
-    let root = checked(relative.trim_start_matches('/'))?;
-    Ok((uri, root))
+    checked(relative.trim_start_matches('/'))
+}
+
+/// Lists `sub` inside `root_uri`, with paths relative to the root.
+async fn list_under(s: &AppState, root_uri: String, what: &str, sub: Option<&str>) -> Result<Json<Listing>, ApiError> {
+    let root = store_root(&root_uri, what)?;
+    let sub = checked(sub.unwrap_or(""))?;
+    let files = s.artifacts.list(&root.join(&sub)).await?.into_iter().map(|f| file_json(f, sub.as_str())).collect();
+    Ok(Json(Listing { root_uri: Some(root_uri), files }))
+}
+
+/// Sends the file `sub` inside `root_uri`.
+async fn file_under(s: &AppState, root_uri: &str, what: &str, sub: Option<&str>, field: &str) -> Result<Response, ApiError> {
+    let root = store_root(root_uri, what)?;
+    let sub = checked(sub.filter(|p| !p.is_empty()).ok_or_else(|| ApiError::missing(field))?)?;
+    file_response(s, &root.join(&sub)).await
 }
 
 /// Lists a run's artifacts with paths relative to the run, as `/api/2.0/mlflow/artifacts/list`.
 pub(crate) async fn list_run(State(s): State<AppState>, Params(r): Params<RunArtifactReq>) -> Result<Json<Listing>, ApiError> {
-    let (uri, root) = run_root(&s, &r.run_id()?).await?;
-    let sub = checked(r.path.as_deref().unwrap_or(""))?;
-    let files = s.artifacts.list(&root.join(&sub)).await?.into_iter().map(|f| file_json(f, sub.as_str())).collect();
-    Ok(Json(Listing { root_uri: Some(uri), files }))
+    let run_id = r.run_id()?;
+    let uri = s.tracking.get_run(&run_id).await?.info.artifact_uri;
+    list_under(&s, uri, &format!("run {run_id}"), r.path.as_deref()).await
 }
 
 /// Downloads one file of a run, as the UI's `/get-artifact`.
 pub(crate) async fn get_run_artifact(State(s): State<AppState>, Params(r): Params<RunArtifactReq>) -> Result<Response, ApiError> {
-    let (_, root) = run_root(&s, &r.run_id()?).await?;
-    let sub = checked(r.path.as_deref().ok_or_else(|| ApiError::missing("path"))?)?;
-    file_response(&s, &root.join(&sub)).await
+    let run_id = r.run_id()?;
+    let uri = s.tracking.get_run(&run_id).await?.info.artifact_uri;
+    file_under(&s, &uri, &format!("run {run_id}"), r.path.as_deref(), "path").await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ModelDirectoryReq {
+    artifact_directory_path: Option<String>,
+}
+
+/// Lists a logged model's artifacts, relative to its artifact folder.
+pub(crate) async fn list_logged_model(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    Params(r): Params<ModelDirectoryReq>,
+) -> Result<Json<Listing>, ApiError> {
+    let uri = s.tracking.get_logged_model(&model_id).await?.info.artifact_uri;
+    list_under(&s, uri, &format!("model {model_id}"), r.artifact_directory_path.as_deref()).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ModelFileReq {
+    artifact_file_path: Option<String>,
+}
+
+/// Downloads one file of a logged model.
+pub(crate) async fn get_logged_model_artifact(
+    State(s): State<AppState>,
+    Path(model_id): Path<String>,
+    Params(r): Params<ModelFileReq>,
+) -> Result<Response, ApiError> {
+    let uri = s.tracking.get_logged_model(&model_id).await?.info.artifact_uri;
+    file_under(&s, &uri, &format!("model {model_id}"), r.artifact_file_path.as_deref(), "artifact_file_path").await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct VersionFileReq {
+    name: Option<String>,
+    version: Option<String>,
+    path: Option<String>,
+}
+
+/// Downloads one file of a registered model version.
+pub(crate) async fn get_model_version_artifact(
+    State(s): State<AppState>,
+    Params(r): Params<VersionFileReq>,
+) -> Result<Response, ApiError> {
+    let name = r.name.ok_or_else(|| ApiError::missing("name"))?;
+    let version = r.version.ok_or_else(|| ApiError::missing("version"))?;
+    let uri = s.registry.get_model_version_download_uri(&name, &version).await?;
+    file_under(&s, &uri, &format!("model {name} version {version}"), r.path.as_deref(), "path").await
 }
 
 async fn file_response(s: &AppState, path: &ArtifactPath) -> Result<Response, ApiError> {
@@ -180,10 +239,4 @@ fn content_type(name: &str) -> &'static str {
         Some("svg") => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
-}
-
-/// Logged models (MLflow 3's LoggedModel API) are not stored yet, so a search finds none;
-/// the client asks this while listing or downloading a run's artifacts.
-pub(crate) async fn search_logged_models(Params(_): Params<Value>) -> Json<Value> {
-    Json(json!({}))
 }

@@ -55,7 +55,7 @@ fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Parameters that are lists: in a query string they may appear once or repeated.
-const LIST_PARAMS: &[&str] = &["run_ids", "experiment_ids", "order_by"];
+const LIST_PARAMS: &[&str] = &["run_ids", "experiment_ids", "order_by", "stages"];
 
 /// Query parameters as a JSON object: list parameters become lists, as does any repeated key.
 fn from_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {

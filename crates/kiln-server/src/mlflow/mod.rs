@@ -3,6 +3,8 @@
 mod artifacts;
 mod de;
 mod extract;
+mod models;
+mod registry;
 mod tracking;
 
 use crate::routes::{Method, Permission, Resource, RouteTable};
@@ -16,11 +18,14 @@ pub(crate) fn is_artifact_transfer(path: &str) -> bool {
 }
 
 pub(crate) fn routes(mut t: RouteTable) -> RouteTable {
-    use Method::{Delete, Get, Post, Put};
+    use Method::{Delete, Get, Patch, Post, Put};
     use tracking::*;
     let read = Permission::Read(Resource::Experiment);
     let edit = Permission::Edit(Resource::Experiment);
     let manage = Permission::Manage(Resource::Experiment);
+    let read_model = Permission::Read(Resource::Model);
+    let edit_model = Permission::Edit(Resource::Model);
+    let manage_model = Permission::Manage(Resource::Model);
     for p in PREFIXES {
         t = t
             .route(Post, &format!("{p}/experiments/create"), edit, create_experiment)
@@ -49,7 +54,39 @@ pub(crate) fn routes(mut t: RouteTable) -> RouteTable {
             .route(Get, &format!("{p}/metrics/get-history"), read, get_metric_history)
             .route(Get, &format!("{p}/metrics/get-history-bulk-interval"), read, get_metric_history_bulk_interval)
             .route(Get, &format!("{p}/artifacts/list"), read, artifacts::list_run)
-            .route(Post, &format!("{p}/logged-models/search"), read, artifacts::search_logged_models);
+            .route(Post, &format!("{p}/logged-models"), edit, models::create)
+            .route(Post, &format!("{p}/logged-models/search"), read, models::search)
+            .route(Get, &format!("{p}/logged-models/{{model_id}}"), read, models::get)
+            .route(Patch, &format!("{p}/logged-models/{{model_id}}"), edit, models::finalize)
+            .route(Delete, &format!("{p}/logged-models/{{model_id}}"), edit, models::delete)
+            .route(Patch, &format!("{p}/logged-models/{{model_id}}/tags"), edit, models::set_tags)
+            .route(Delete, &format!("{p}/logged-models/{{model_id}}/tags/{{tag_key}}"), edit, models::delete_tag)
+            .route(Post, &format!("{p}/logged-models/{{model_id}}/params"), edit, models::log_params)
+            .route(Get, &format!("{p}/logged-models/{{model_id}}/artifacts/directories"), read, artifacts::list_logged_model)
+            .route(Get, &format!("{p}/logged-models/{{model_id}}/artifacts/files"), read, artifacts::get_logged_model_artifact)
+            .route(Post, &format!("{p}/registered-models/create"), edit_model, registry::create_model)
+            .route(Get, &format!("{p}/registered-models/get"), read_model, registry::get_model)
+            .route(Post, &format!("{p}/registered-models/rename"), manage_model, registry::rename_model)
+            .route(Patch, &format!("{p}/registered-models/update"), edit_model, registry::update_model)
+            .route(Delete, &format!("{p}/registered-models/delete"), manage_model, registry::delete_model)
+            .route(Get, &format!("{p}/registered-models/search"), read_model, registry::search_models)
+            .route(Post, &format!("{p}/registered-models/get-latest-versions"), read_model, registry::get_latest_versions)
+            .route(Get, &format!("{p}/registered-models/get-latest-versions"), read_model, registry::get_latest_versions)
+            .route(Post, &format!("{p}/registered-models/set-tag"), edit_model, registry::set_model_tag)
+            .route(Delete, &format!("{p}/registered-models/delete-tag"), edit_model, registry::delete_model_tag)
+            .route(Post, &format!("{p}/registered-models/alias"), manage_model, registry::set_alias)
+            .route(Delete, &format!("{p}/registered-models/alias"), manage_model, registry::delete_alias)
+            .route(Get, &format!("{p}/registered-models/alias"), read_model, registry::get_by_alias)
+            .route(Post, &format!("{p}/model-versions/create"), edit_model, registry::create_version)
+            .route(Get, &format!("{p}/model-versions/get"), read_model, registry::get_version)
+            .route(Patch, &format!("{p}/model-versions/update"), edit_model, registry::update_version)
+            .route(Delete, &format!("{p}/model-versions/delete"), manage_model, registry::delete_version)
+            .route(Post, &format!("{p}/model-versions/transition-stage"), manage_model, registry::transition_stage)
+            .route(Get, &format!("{p}/model-versions/search"), read_model, registry::search_versions)
+            .route(Get, &format!("{p}/model-versions/get-download-uri"), read_model, registry::download_uri)
+            .route(Post, &format!("{p}/model-versions/set-tag"), edit_model, registry::set_version_tag)
+            .route(Delete, &format!("{p}/model-versions/delete-tag"), edit_model, registry::delete_version_tag)
+            .route(Get, &format!("{p}/model-versions/get-artifact"), read_model, artifacts::get_model_version_artifact);
     }
     for p in ARTIFACT_PREFIXES {
         t = t

@@ -15,13 +15,13 @@ use super::extract::Params;
 use crate::AppState;
 use crate::error::ApiError;
 
-type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+pub(crate) type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
-fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
+pub(crate) fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
     value.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::missing(field))
 }
 
-fn empty() -> Json<Value> {
+pub(crate) fn empty() -> Json<Value> {
     Json(json!({}))
 }
 
@@ -33,7 +33,7 @@ pub(crate) struct TagIn {
     value: Option<String>,
 }
 
-fn tags_in(tags: Vec<TagIn>, what: &str) -> Result<Vec<Tag>, ApiError> {
+pub(crate) fn tags_in(tags: Vec<TagIn>, what: &str) -> Result<Vec<Tag>, ApiError> {
     tags.into_iter()
         .enumerate()
         .map(|(i, t)| {
@@ -296,16 +296,35 @@ pub(crate) struct MetricIn {
     timestamp: Option<i64>,
     #[serde(default, deserialize_with = "de::int64")]
     step: Option<i64>,
+    /// MLflow 3: the metric also belongs to this logged model, optionally on a dataset.
+    model_id: Option<String>,
+    dataset_name: Option<String>,
+    dataset_digest: Option<String>,
 }
 
 impl MetricIn {
-    fn into_metric(self, path: &str) -> Result<Metric, ApiError> {
-        Ok(Metric {
+    /// Adds the metric to the batch (and to its model's metrics when it names one).
+    fn add_to(self, batch: &mut Batch, path: &str) -> Result<(), ApiError> {
+        let metric = Metric {
             key: required(self.key, &format!("{path}key"))?,
             value: self.value.ok_or_else(|| ApiError::missing(&format!("{path}value")))?,
             timestamp: self.timestamp.ok_or_else(|| ApiError::missing(&format!("{path}timestamp")))?,
             step: self.step.unwrap_or(0),
-        })
+        };
+        if let Some(model_id) = self.model_id.filter(|m| !m.is_empty()) {
+            batch.model_metrics.push(ModelMetric {
+                key: metric.key.clone(),
+                value: metric.value,
+                timestamp: metric.timestamp,
+                step: metric.step,
+                dataset_name: self.dataset_name.filter(|d| !d.is_empty()),
+                dataset_digest: self.dataset_digest.filter(|d| !d.is_empty()),
+                model_id,
+                run_id: String::new(),
+            });
+        }
+        batch.metrics.push(metric);
+        Ok(())
     }
 }
 
@@ -319,8 +338,9 @@ pub(crate) struct LogMetricReq {
 
 pub(crate) async fn log_metric(State(s): State<AppState>, Params(r): Params<LogMetricReq>) -> ApiResult {
     let run_id = r.id.get()?;
-    let metric = r.metric.into_metric("")?;
-    s.tracking.log_batch(&run_id, Batch { metrics: vec![metric], ..Batch::default() }).await?;
+    let mut batch = Batch::default();
+    r.metric.add_to(&mut batch, "")?;
+    s.tracking.log_batch(&run_id, batch).await?;
     Ok(empty())
 }
 
@@ -367,13 +387,10 @@ pub(crate) struct LogBatchReq {
 
 pub(crate) async fn log_batch(State(s): State<AppState>, Params(r): Params<LogBatchReq>) -> ApiResult {
     let run_id = r.id.get()?;
-    let metrics = r
-        .metrics
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| m.into_metric(&format!("metrics[{i}].")))
-        .collect::<Result<Vec<_>, _>>()?;
-    let batch = Batch { metrics, params: tags_in(r.params, "params")?, tags: tags_in(r.tags, "tags")? };
+    let mut batch = Batch { params: tags_in(r.params, "params")?, tags: tags_in(r.tags, "tags")?, ..Batch::default() };
+    for (i, m) in r.metrics.into_iter().enumerate() {
+        m.add_to(&mut batch, &format!("metrics[{i}]."))?;
+    }
     s.tracking.log_batch(&run_id, batch).await?;
     Ok(empty())
 }
