@@ -78,6 +78,8 @@ conformance!(
     concurrent_batches_all_land,
     migrations_are_idempotent,
     doubles_round_trip_exactly,
+    logged_models_lifecycle,
+    logged_model_search,
 );
 
 fn tag(key: &str, value: &str) -> Tag {
@@ -576,4 +578,284 @@ async fn doubles_round_trip_exactly(t: Tracking) {
         let (points, _) = history(&t, &run, &key, None, None).await;
         assert_eq!(points[0].value.to_bits(), v.to_bits(), "history {key}");
     }
+}
+
+async fn logged_models_lifecycle(t: Tracking) {
+    let id = t.create_experiment("models", None, &[]).await.unwrap();
+    let run = new_run(&t, &id, "r", 1).await;
+    let created = t
+        .create_logged_model(CreateLoggedModel {
+            experiment_id: id.clone(),
+            name: Some("clf".into()),
+            source_run_id: Some(run.clone()),
+            params: vec![tag("alpha", "1"), tag("alpha", "2")],
+            tags: vec![tag("t", "v")],
+            ..CreateLoggedModel::default()
+        })
+        .await
+        .unwrap();
+    let model_id = created.info.model_id.clone();
+    assert!(
+        model_id.starts_with("m-") && model_id.len() == 34,
+        "{model_id}"
+    );
+    assert_eq!(created.info.status, "LOGGED_MODEL_PENDING");
+    assert_eq!(
+        created.info.artifact_uri,
+        format!("mlflow-artifacts:/{id}/models/{model_id}/artifacts")
+    );
+    assert_eq!(created.data.params, vec![tag("alpha", "2")]);
+    assert_eq!(created.info.tags, vec![tag("t", "v")]);
+
+    let bad = |name: &str| CreateLoggedModel {
+        experiment_id: id.clone(),
+        name: Some(name.into()),
+        ..CreateLoggedModel::default()
+    };
+    for name in ["", "a/b", "a.b", "50%"] {
+        assert_eq!(
+            t.create_logged_model(bad(name)).await.unwrap_err().kind(),
+            kiln_core::ErrorKind::InvalidArgument,
+            "{name}"
+        );
+    }
+    let unnamed = t
+        .create_logged_model(CreateLoggedModel {
+            experiment_id: id.clone(),
+            ..CreateLoggedModel::default()
+        })
+        .await
+        .unwrap();
+    assert!(!unnamed.info.name.is_empty());
+    let missing_run = CreateLoggedModel {
+        experiment_id: id.clone(),
+        source_run_id: Some("nope".into()),
+        ..CreateLoggedModel::default()
+    };
+    assert_eq!(
+        t.create_logged_model(missing_run).await.unwrap_err().kind(),
+        kiln_core::ErrorKind::NotFound
+    );
+
+    let ready = t
+        .finalize_logged_model(&model_id, LoggedModelStatus::Ready)
+        .await
+        .unwrap();
+    assert_eq!(ready.info.status, "LOGGED_MODEL_READY");
+    t.set_logged_model_tags(&model_id, vec![tag("t", "w"), tag("u", "1")])
+        .await
+        .unwrap();
+    t.delete_logged_model_tag(&model_id, "u").await.unwrap();
+    assert_eq!(
+        t.delete_logged_model_tag(&model_id, "u")
+            .await
+            .unwrap_err()
+            .kind(),
+        kiln_core::ErrorKind::NotFound
+    );
+    t.log_logged_model_params(&model_id, vec![tag("beta", "3")])
+        .await
+        .unwrap();
+
+    let point = |value: f64, step: i64, dataset: Option<&str>| ModelMetric {
+        key: "acc".into(),
+        value,
+        timestamp: 10 + step,
+        step,
+        dataset_name: dataset.map(String::from),
+        dataset_digest: dataset.map(|_| "d1".into()),
+        model_id: model_id.clone(),
+        run_id: String::new(),
+    };
+    let batch = Batch {
+        metrics: vec![metric("acc", 0.5, 10, 0), metric("acc", 0.75, 11, 1)],
+        model_metrics: vec![point(0.5, 0, None), point(0.75, 1, Some("eval"))],
+        ..Batch::default()
+    };
+    t.log_batch(&run, batch).await.unwrap();
+    let got = t.get_logged_model(&model_id).await.unwrap();
+    assert_eq!(got.info.tags, vec![tag("t", "w")]);
+    assert_eq!(got.data.params, vec![tag("alpha", "2"), tag("beta", "3")]);
+    assert_eq!(got.data.metrics.len(), 2);
+    assert_eq!(got.data.metrics[1].dataset_name.as_deref(), Some("eval"));
+    assert_eq!(got.data.metrics[1].run_id, run);
+    assert_eq!(
+        t.get_run(&run).await.unwrap().data.metrics.len(),
+        1,
+        "the run keeps its own latest metric"
+    );
+
+    let unknown = Batch {
+        metrics: vec![metric("m", 1.0, 1, 0)],
+        model_metrics: vec![ModelMetric {
+            model_id: "m-nope".into(),
+            ..point(1.0, 0, None)
+        }],
+        ..Batch::default()
+    };
+    assert_eq!(
+        t.log_batch(&run, unknown).await.unwrap_err().kind(),
+        kiln_core::ErrorKind::NotFound
+    );
+    let metrics = t.get_run(&run).await.unwrap().data.metrics;
+    assert!(
+        metrics.iter().all(|m| m.key != "m"),
+        "a refused batch left a metric"
+    );
+
+    t.delete_logged_model(&model_id).await.unwrap();
+    assert_eq!(
+        t.get_logged_model(&model_id).await.unwrap_err().kind(),
+        kiln_core::ErrorKind::NotFound
+    );
+    assert_eq!(
+        t.delete_logged_model(&model_id).await.unwrap_err().kind(),
+        kiln_core::ErrorKind::NotFound
+    );
+}
+
+async fn logged_model_search(t: Tracking) {
+    let id = t
+        .create_experiment("search-models", None, &[])
+        .await
+        .unwrap();
+    let run = new_run(&t, &id, "r", 1).await;
+    let mut ids = Vec::new();
+    for (name, lr, acc) in [("a", "0.1", 0.9), ("b", "0.2", 0.7), ("c", "0.1", f64::NAN)] {
+        let m = t
+            .create_logged_model(CreateLoggedModel {
+                experiment_id: id.clone(),
+                name: Some(name.into()),
+                params: vec![tag("lr", lr)],
+                tags: vec![tag("kind", if name == "b" { "tree" } else { "linear" })],
+                ..CreateLoggedModel::default()
+            })
+            .await
+            .unwrap();
+        let model_metrics = vec![ModelMetric {
+            key: "acc".into(),
+            value: acc,
+            timestamp: 1,
+            step: 0,
+            dataset_name: Some("eval".into()),
+            dataset_digest: None,
+            model_id: m.info.model_id.clone(),
+            run_id: String::new(),
+        }];
+        t.log_batch(
+            &run,
+            Batch {
+                metrics: vec![metric("acc", acc, 1, 0)],
+                model_metrics,
+                ..Batch::default()
+            },
+        )
+        .await
+        .unwrap();
+        ids.push(m.info.model_id);
+    }
+    let names = |filter: &str, order: Vec<LoggedModelOrder>| {
+        let t = t.clone();
+        let req = LoggedModelSearch {
+            experiment_ids: vec![id.clone()],
+            filter: filter.into(),
+            order_by: order,
+            ..LoggedModelSearch::default()
+        };
+        async move {
+            t.search_logged_models(req)
+                .await
+                .unwrap()
+                .models
+                .into_iter()
+                .map(|m| m.info.name)
+                .collect::<Vec<_>>()
+        }
+    };
+    let by = |field: &str, ascending: bool| {
+        vec![LoggedModelOrder {
+            field_name: field.into(),
+            ascending,
+            ..LoggedModelOrder::default()
+        }]
+    };
+    assert_eq!(names("", by("name", true)).await, ["a", "b", "c"]);
+    assert_eq!(
+        names("params.lr = '0.1'", by("name", false)).await,
+        ["c", "a"]
+    );
+    assert_eq!(
+        names("tags.kind != 'tree' AND name LIKE '%'", by("name", true)).await,
+        ["a", "c"]
+    );
+    assert_eq!(names("metrics.acc > 0.8", vec![]).await, ["a"]);
+    assert_eq!(
+        names("", by("metrics.acc", true)).await,
+        ["b", "a", "c"],
+        "NaN and missing values sort last"
+    );
+    assert_eq!(names("", by("metrics.acc", false)).await, ["a", "b", "c"]);
+    assert_eq!(
+        names(
+            "name IN ('a', 'b') AND status = 'PENDING'",
+            by("name", true)
+        )
+        .await,
+        ["a", "b"]
+    );
+    for bad in ["metrics.acc LIKE 'x'", "nonsense = 1", "params.lr > 1"] {
+        let req = LoggedModelSearch {
+            experiment_ids: vec![id.clone()],
+            filter: bad.into(),
+            ..LoggedModelSearch::default()
+        };
+        assert_eq!(
+            t.search_logged_models(req).await.unwrap_err().kind(),
+            kiln_core::ErrorKind::InvalidArgument,
+            "{bad}"
+        );
+    }
+    let no_experiments = LoggedModelSearch::default();
+    assert_eq!(
+        t.search_logged_models(no_experiments)
+            .await
+            .unwrap_err()
+            .kind(),
+        kiln_core::ErrorKind::InvalidArgument
+    );
+    let other_dataset = LoggedModelSearch {
+        experiment_ids: vec![id.clone()],
+        datasets: vec![DatasetFilter {
+            dataset_name: "train".into(),
+            dataset_digest: None,
+        }],
+        ..LoggedModelSearch::default()
+    };
+    assert!(
+        t.search_logged_models(other_dataset)
+            .await
+            .unwrap()
+            .models
+            .is_empty()
+    );
+
+    let mut seen = Vec::new();
+    let mut token = None;
+    loop {
+        let req = LoggedModelSearch {
+            experiment_ids: vec![id.clone()],
+            max_results: Some(2),
+            page_token: token.clone(),
+            ..LoggedModelSearch::default()
+        };
+        let page = t.search_logged_models(req).await.unwrap();
+        seen.extend(page.models.into_iter().map(|m| m.info.model_id));
+        token = page.next_page_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids);
 }
