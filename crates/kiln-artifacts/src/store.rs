@@ -5,7 +5,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt, TryStreamExt};
+use object_store::aws::AmazonS3Builder;
+use object_store::azure::MicrosoftAzureBuilder;
+use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
+use object_store::prefix::PrefixStore;
 use object_store::path::{Path, PathPart};
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, WriteMultipart};
 
@@ -29,27 +33,59 @@ pub struct FileInfo {
 /// Where artifacts live. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
-    store: Arc<LocalFileSystem>,
-    root: std::path::PathBuf,
+    store: Arc<dyn ObjectStore>,
+    /// The folder of a local store, whose writes are synced to disk before they count.
+    local_root: Option<std::path::PathBuf>,
     description: String,
 }
 
 impl ArtifactStore {
-    /// Opens a local folder (a plain path or a `file://` URI), creating it if needed.
+    /// Opens the store a location names: a local folder (a plain path or a `file://` URI,
+    /// created if needed), `s3://bucket/prefix`, `gs://bucket/prefix` or `az://container/prefix`.
+    /// Cloud stores take their credentials and settings from the environment as their own tools
+    /// do: `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL` (an
+    /// S3-compatible store), `AWS_ALLOW_HTTP`; `GOOGLE_SERVICE_ACCOUNT`; `AZURE_STORAGE_ACCOUNT_NAME`,
+    /// `AZURE_STORAGE_ACCOUNT_KEY`, `AZURE_STORAGE_USE_EMULATOR`, and the others each documents.
     pub fn open(location: &str) -> Result<ArtifactStore> {
         let invalid = |why: String| Error::InvalidLocation { location: location.to_string(), why };
-        let folder = match location.split_once("://") {
-            None => location,
-            Some(("file", rest)) => rest,
-            Some((scheme, _)) => {
-                return Err(invalid(format!("the scheme '{scheme}' is not supported yet: use a local folder")));
+        let (scheme, rest) = match location.split_once("://") {
+            None => ("file", location),
+            Some(split) => split,
+        };
+        if scheme == "file" {
+            return Self::open_local(rest).map_err(|e| match e {
+                Error::InvalidLocation { why, .. } => invalid(why),
+                other => other,
+            });
+        }
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(invalid("it names no bucket or container".into()));
+        }
+        let prefix = prefix.trim_matches('/');
+        let url = format!("{scheme}://{bucket}");
+        let store: Arc<dyn ObjectStore> = match scheme {
+            "s3" | "s3a" => Arc::new(AmazonS3Builder::from_env().with_url(&url).build()?),
+            "gs" => Arc::new(GoogleCloudStorageBuilder::from_env().with_url(&url).build()?),
+            "az" | "azure" | "abfs" | "abfss" => Arc::new(MicrosoftAzureBuilder::from_env().with_url(&url).build()?),
+            other => {
+                return Err(invalid(format!(
+                    "the scheme '{other}' is not supported: use a local folder, s3://, gs:// or az://"
+                )));
             }
         };
+        let store: Arc<dyn ObjectStore> =
+            if prefix.is_empty() { store } else { Arc::new(PrefixStore::new(store, Path::from(prefix))) };
+        Ok(ArtifactStore { store, local_root: None, description: location.to_string() })
+    }
+
+    fn open_local(folder: &str) -> Result<ArtifactStore> {
+        let invalid = |why: String| Error::InvalidLocation { location: folder.to_string(), why };
         std::fs::create_dir_all(folder).map_err(|e| invalid(format!("cannot create it: {e}")))?;
         let root = std::fs::canonicalize(folder).map_err(|e| invalid(e.to_string()))?;
         let store = LocalFileSystem::new_with_prefix(&root)?.with_automatic_cleanup(true);
         let description = format!("local folder {}", root.display());
-        Ok(ArtifactStore { store: Arc::new(store), root, description })
+        Ok(ArtifactStore { store: Arc::new(store), local_root: Some(root), description })
     }
 
     pub fn description(&self) -> &str {
@@ -92,9 +128,13 @@ impl ArtifactStore {
         Ok(written)
     }
 
-    /// Flushes a written file and the folder entry naming it to the disk.
+    /// Flushes a written local file and the folder entry naming it to the disk. A cloud store's
+    /// upload is durable once it completes.
     async fn sync(&self, location: &Path) -> Result<()> {
-        let mut file = self.root.clone();
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let mut file = root.clone();
         file.extend(location.parts().map(|part| part.as_ref().to_string()));
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::File::open(&file)?.sync_all()?;
