@@ -9,10 +9,13 @@ use crate::models::{MODEL_COLUMNS, model_row};
 use crate::versions::{VERSION_COLUMNS, version_row};
 use crate::Registry;
 
+/// The tag that marks a registered model as a prompt (MLflow keeps prompts in the registry).
+const PROMPT_TAG: &str = "mlflow.prompt.is_prompt";
+
 /// Page sizes: MLflow's defaults and limits.
 pub const DEFAULT_MODEL_RESULTS: i64 = 100;
 pub const MAX_MODEL_RESULTS: i64 = 1000;
-pub const DEFAULT_VERSION_RESULTS: i64 = 10_000;
+pub const DEFAULT_VERSION_RESULTS: i64 = 200_000;
 pub const MAX_VERSION_RESULTS: i64 = 200_000;
 
 #[derive(Debug, Clone, Default)]
@@ -49,10 +52,33 @@ impl Registry {
     pub async fn search_registered_models(&self, req: Search) -> Result<RegisteredModelPage> {
         let max_results = page_size(req.max_results, DEFAULT_MODEL_RESULTS, MAX_MODEL_RESULTS)?;
         let filter = parse_filter(&req.filter, Schema::RegisteredModels)?;
+        refuse_timestamp_filters(&filter.clauses)?;
         let order_by = parse_order_by(&req.order_by, Schema::RegisteredModels)?;
+        if order_by.iter().any(|o| o.entity.key() == "creation_timestamp") {
+            return Err(Error::invalid(
+                "Invalid order by key 'creation_timestamp' specified. Valid keys are name, timestamp and last_updated_timestamp",
+            ));
+        }
         let token = PageToken::decode(req.page_token.as_deref())?;
         let mut q = Sql::new(self.store.dialect(), &format!("SELECT {MODEL_COLUMNS} FROM registered_models rm WHERE 1 = 1"));
+        // Prompts are registered models tagged as such; a search leaves them out unless it
+        // asks for them, and the client's own "is not a prompt" clause means just that.
+        let asks_for_prompts = filter
+            .clauses
+            .iter()
+            .any(|c| matches!(&c.entity, Entity::Tag(k) if k == PROMPT_TAG) && c.op == Op::Eq);
+        if !asks_for_prompts {
+            q.push(" AND NOT EXISTS (SELECT 1 FROM registered_model_tags p WHERE p.model_pk = rm.model_pk AND p.key = ");
+            q.bind_text(PROMPT_TAG).push(" AND LOWER(p.value) = 'true')");
+        }
         for c in &filter.clauses {
+            if matches!(&c.entity, Entity::Tag(k) if k == PROMPT_TAG) && c.op == Op::Ne {
+                q.push(" AND NOT EXISTS (SELECT 1 FROM registered_model_tags t WHERE t.model_pk = rm.model_pk AND t.key = ");
+                q.bind_text(PROMPT_TAG).push(" AND ");
+                text_comparison(&mut q, "t.value", Op::Eq, &c.value)?;
+                q.push(")");
+                continue;
+            }
             q.push(" AND ");
             match &c.entity {
                 Entity::Tag(key) => key_value_condition(&mut q, "registered_model_tags", "t.model_pk = rm.model_pk", key, c)?,
@@ -76,6 +102,7 @@ impl Registry {
     pub async fn search_model_versions(&self, req: Search) -> Result<ModelVersionPage> {
         let max_results = page_size(req.max_results, DEFAULT_VERSION_RESULTS, MAX_VERSION_RESULTS)?;
         let filter = parse_filter(&req.filter, Schema::ModelVersions)?;
+        refuse_timestamp_filters(&filter.clauses)?;
         let order_by = parse_order_by(&req.order_by, Schema::ModelVersions)?;
         let token = PageToken::decode(req.page_token.as_deref())?;
         let mut q = Sql::new(
@@ -98,6 +125,9 @@ impl Registry {
         }
         let mut terms: Vec<String> =
             order_by.iter().map(|o| format!("{} {}", version_column(o.entity.key()), direction(o.ascending))).collect();
+        if order_by.is_empty() {
+            terms.push("mv.last_updated_time DESC".into());
+        }
         if !order_by.iter().any(|o| o.entity.key() == "name") {
             terms.push("rm.name ASC".into());
         }
@@ -112,6 +142,18 @@ impl Registry {
         self.attach_version_tags(&mut versions).await?;
         Ok(ModelVersionPage { model_versions: versions.into_iter().map(|(_, v)| v).collect(), next_page_token })
     }
+}
+
+/// Timestamps order results but do not filter them, as in MLflow.
+fn refuse_timestamp_filters(clauses: &[Comparison]) -> Result<()> {
+    for c in clauses {
+        if let Entity::Attribute(a) = &c.entity
+            && a.ends_with("timestamp")
+        {
+            return Err(Error::invalid(format!("Invalid attribute key '{a}' specified: results are not filtered by timestamps")));
+        }
+    }
+    Ok(())
 }
 
 fn model_column(attribute: &str) -> &'static str {

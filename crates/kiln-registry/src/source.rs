@@ -86,6 +86,10 @@ fn is_within(path: &ArtifactPath, root: &ArtifactPath) -> bool {
     root.is_root() || path.as_str() == root.as_str() || path.as_str().starts_with(&format!("{}/", root.as_str()))
 }
 
+fn non_empty(text: &str) -> Option<String> {
+    Some(text.to_string()).filter(|t| !t.is_empty())
+}
+
 fn refused(source: &str, why: &str) -> Error {
     Error::invalid(format!("Invalid model version source: '{source}'. {why}"))
 }
@@ -97,11 +101,11 @@ impl Registry {
         if source.starts_with("models:") {
             return match ModelUri::parse(source)? {
                 ModelUri::LoggedModel { model_id: source_model } => {
-                    if model_id.is_some_and(|m| m != source_model) {
-                        return Err(refused(source, "It names another logged model than the model_id given with it."));
+                    if model_id != Some(source_model.as_str()) {
+                        return Err(refused(source, "A models:/<model_id> source needs the same model_id given with it."));
                     }
                     let model = self.tracking.get_logged_model(&source_model).await?;
-                    let run = run_id.map(str::to_string).or(model.info.source_run_id.clone());
+                    let run = run_id.map(str::to_string).or(non_empty(&model.info.source_run_id));
                     Ok(Resolved { storage_location: model.info.artifact_uri, run_id: run, model_id: Some(source_model) })
                 }
                 other => {
@@ -119,8 +123,8 @@ impl Registry {
             if source_run.is_empty() {
                 return Err(refused(source, "A runs:/ source is runs:/<run_id>/<path>."));
             }
-            if run_id.is_some_and(|r| r != source_run) {
-                return Err(refused(source, "It names another run than the run_id given with it."));
+            if run_id != Some(source_run) {
+                return Err(refused(source, "A runs:/<run_id>/<path> source needs the same run_id given with it."));
             }
             let run = self.tracking.get_run(source_run).await?;
             let path = ArtifactPath::parse(path)?;
@@ -130,10 +134,19 @@ impl Registry {
         }
         if let Some(path) = store_path(source) {
             let path = path?;
+            let mut run_id = run_id.map(str::to_string);
             let root = if let Some(model_id) = model_id {
-                self.tracking.get_logged_model(model_id).await?.info.artifact_uri
-            } else if let Some(run_id) = run_id {
-                self.tracking.get_run(run_id).await?.info.artifact_uri
+                let model = self.tracking.get_logged_model(model_id).await?;
+                run_id = run_id.or(non_empty(&model.info.source_run_id));
+                model.info.artifact_uri
+            } else if let Some(run_id) = &run_id {
+                match self.tracking.get_run(run_id).await {
+                    Ok(run) => run.info.artifact_uri,
+                    Err(e) if e.kind() == kiln_core::ErrorKind::NotFound => {
+                        return Err(refused(source, &format!("The run {run_id} given with it does not exist.")));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             } else {
                 return Err(refused(source, "An mlflow-artifacts source needs the run_id or model_id whose artifacts hold it."));
             };
@@ -146,7 +159,7 @@ impl Registry {
             }
             return Ok(Resolved {
                 storage_location: format!("{PROXY_SCHEME}/{}", path.as_str()),
-                run_id: run_id.map(str::to_string),
+                run_id,
                 model_id: model_id.map(str::to_string),
             });
         }

@@ -349,7 +349,9 @@ impl Registry {
         .fetch_optional(self.store.reader())
         .await?;
         let Some(row) = row else {
-            return Err(Error::not_found(format!("Registered model alias {alias} not found.")));
+            // MLflow answers an unknown alias of a known model as a bad parameter.
+            self.get_registered_model(name).await?;
+            return Err(Error::invalid(format!("Registered model alias {alias} not found.")));
         };
         let version: i64 = row.try_get(0)?;
         self.get_model_version(name, &version.to_string()).await

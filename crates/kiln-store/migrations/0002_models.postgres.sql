@@ -46,6 +46,14 @@ CREATE TABLE logged_model_metrics (
     PRIMARY KEY (model_pk, key, timestamp, step, run_id, dataset_name, dataset_digest)
 );
 
+-- Models a run used as inputs (a run that evaluates a logged model), in the order logged.
+CREATE TABLE run_model_inputs (
+    input_pk BIGSERIAL PRIMARY KEY,
+    run_pk BIGINT NOT NULL REFERENCES runs (run_pk),
+    model_id TEXT COLLATE "C" NOT NULL,
+    UNIQUE (run_pk, model_id)
+);
+
 -- next_version only grows: a deleted version's number is never given out again.
 CREATE TABLE registered_models (
     model_pk BIGSERIAL PRIMARY KEY,

@@ -46,6 +46,14 @@ CREATE TABLE logged_model_metrics (
     PRIMARY KEY (model_pk, key, timestamp, step, run_id, dataset_name, dataset_digest)
 ) WITHOUT ROWID;
 
+-- Models a run used as inputs (a run that evaluates a logged model), in the order logged.
+CREATE TABLE run_model_inputs (
+    input_pk INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_pk INTEGER NOT NULL REFERENCES runs (run_pk),
+    model_id TEXT NOT NULL,
+    UNIQUE (run_pk, model_id)
+);
+
 -- next_version only grows: a deleted version's number is never given out again.
 CREATE TABLE registered_models (
     model_pk INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -128,10 +128,18 @@ pub struct DatasetInput {
     pub dataset: Dataset,
 }
 
+/// A logged model a run used (evaluated, fine-tuned).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ModelInput {
+    pub model_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct RunInputs {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub dataset_inputs: Vec<DatasetInput>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub model_inputs: Vec<ModelInput>,
 }
 
 /// A model a run produced, at the step it was produced.

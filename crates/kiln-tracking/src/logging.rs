@@ -115,7 +115,10 @@ impl Tracking {
 
     /// Records the datasets a run used. A dataset is one per experiment by (name, digest): the
     /// first one logged is kept. Logging a dataset a run already has changes nothing.
-    pub async fn log_inputs(&self, run_id: &str, inputs: Vec<DatasetInput>) -> Result<()> {
+    pub async fn log_inputs(&self, run_id: &str, inputs: Vec<DatasetInput>, models: Vec<ModelInput>) -> Result<()> {
+        if models.iter().any(|m| m.model_id.is_empty()) {
+            return Err(Error::invalid("A model input has no model_id"));
+        }
         for input in &inputs {
             if input.dataset.name.chars().count() > MAX_DATASET_NAME_LENGTH {
                 return Err(Error::invalid(format!(
@@ -127,6 +130,13 @@ impl Tracking {
         let mut tx = self.store.begin_write().await?;
         let run = active_run(&mut tx, run_id).await?;
         let experiment_id: i64 = run.info.experiment_id.parse().unwrap_or_default();
+        for m in &models {
+            sqlx::query("INSERT INTO run_model_inputs (run_pk, model_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                .bind(run.pk)
+                .bind(&m.model_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         for input in inputs {
             let d = &input.dataset;
             let existing = sqlx::query(
@@ -181,7 +191,7 @@ impl Tracking {
         Ok(())
     }
 
-    /// Records models a run produced.
+    /// Records models a run produced; the same model at the same step twice is refused.
     pub async fn log_outputs(&self, run_id: &str, models: Vec<ModelOutput>) -> Result<()> {
         if let Some(m) = models.iter().find(|m| m.model_id.is_empty()) {
             return Err(Error::invalid(format!("A model output at step {} has no model_id", m.step)));
@@ -189,12 +199,20 @@ impl Tracking {
         let mut tx = self.store.begin_write().await?;
         let run = active_run(&mut tx, run_id).await?;
         for m in &models {
-            sqlx::query("INSERT INTO run_outputs (run_pk, model_id, step) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                .bind(run.pk)
-                .bind(&m.model_id)
-                .bind(m.step)
-                .execute(&mut *tx)
-                .await?;
+            let added = sqlx::query(
+                "INSERT INTO run_outputs (run_pk, model_id, step) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING output_pk",
+            )
+            .bind(run.pk)
+            .bind(&m.model_id)
+            .bind(m.step)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if added.is_none() {
+                return Err(Error::already_exists(format!(
+                    "Run {run_id} already has model {} as an output at step {}",
+                    m.model_id, m.step
+                )));
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -21,9 +21,11 @@ use crate::experiments::require_active_experiment;
 use crate::validation::{MAX_PARAM_VALUE_LENGTH, MAX_TAG_VALUE_LENGTH, parse_experiment_id, truncate_chars, validate_key};
 use crate::Tracking;
 
-/// Largest page a logged-model search answers, and the page it answers when not told.
-pub const MAX_LOGGED_MODEL_RESULTS: i64 = 1000;
-pub const DEFAULT_LOGGED_MODEL_RESULTS: i64 = 100;
+/// The page a logged-model search answers when not told (MLflow's default), the page a
+/// max_results of 0 asks for; as in MLflow, a page has no upper limit.
+pub const DEFAULT_LOGGED_MODEL_RESULTS: i64 = 50;
+const ZERO_LOGGED_MODEL_RESULTS: i64 = 100;
+pub const MAX_LOGGED_MODEL_RESULTS: i64 = i64::MAX - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoggedModelStatus {
@@ -64,8 +66,8 @@ pub struct LoggedModelInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status_message: Option<String>,
     pub model_type: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source_run_id: Option<String>,
+    /// The run that produced the model; empty when none was named.
+    pub source_run_id: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
 }
@@ -157,7 +159,7 @@ fn model_row(row: &AnyRow) -> Result<(i64, LoggedModel)> {
         status: row.try_get(7)?,
         status_message: row.try_get(8)?,
         model_type: row.try_get::<Option<String>, _>(9)?.unwrap_or_default(),
-        source_run_id: row.try_get(10)?,
+        source_run_id: row.try_get::<Option<String>, _>(10)?.unwrap_or_default(),
         tags: Vec::new(),
     };
     Ok((row.try_get(0)?, LoggedModel { info, data: LoggedModelData::default() }))
@@ -211,6 +213,16 @@ async fn upsert_pairs(tx: &mut Transaction<'static>, table: &str, model_pk: i64,
     Ok(())
 }
 
+/// Validates params, truncating long values; a key given twice is refused.
+fn clean_params(params: Vec<Tag>) -> Result<Vec<Tag>> {
+    let n = params.len();
+    let cleaned = clean_pairs("param", params, MAX_PARAM_VALUE_LENGTH)?;
+    if cleaned.len() != n {
+        return Err(Error::invalid("A param key is given twice: log each param once"));
+    }
+    Ok(cleaned)
+}
+
 /// Validates key/value pairs, truncating long values, and keeps the last value of a repeated key.
 fn clean_pairs(what: &str, pairs: Vec<Tag>, max_value: usize) -> Result<Vec<Tag>> {
     let mut out: Vec<Tag> = Vec::with_capacity(pairs.len());
@@ -231,7 +243,7 @@ impl Tracking {
         if let Some(name) = &req.name {
             validate_model_name(name)?;
         }
-        let params = clean_pairs("param", req.params, MAX_PARAM_VALUE_LENGTH)?;
+        let params = clean_params(req.params)?;
         let tags = clean_pairs("tag", req.tags, MAX_TAG_VALUE_LENGTH)?;
         let source_run_id = req.source_run_id.filter(|r| !r.is_empty());
         if let Some(run_id) = &source_run_id {
@@ -267,11 +279,22 @@ impl Tracking {
     }
 
     pub async fn get_logged_model(&self, model_id: &str) -> Result<LoggedModel> {
+        self.get_logged_model_with(model_id, false).await
+    }
+
+    /// A logged model; with `allow_deleted`, also one that was deleted.
+    pub async fn get_logged_model_with(&self, model_id: &str, allow_deleted: bool) -> Result<LoggedModel> {
         if model_id.is_empty() {
             return Err(Error::invalid("Missing value for required parameter 'model_id'"));
         }
-        let sql = format!("SELECT {MODEL_COLUMNS} FROM logged_models lm WHERE lm.model_id = $1 AND lm.lifecycle_stage = $2");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(model_id).bind(ACTIVE).fetch_optional(self.store.reader()).await?;
+        let sql = format!("SELECT {MODEL_COLUMNS} FROM logged_models lm WHERE lm.model_id = $1 AND lm.lifecycle_stage IN ($2, $3)");
+        let also = if allow_deleted { DELETED } else { ACTIVE };
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(model_id)
+            .bind(ACTIVE)
+            .bind(also)
+            .fetch_optional(self.store.reader())
+            .await?;
         let row = row.ok_or_else(|| model_not_found(model_id))?;
         let mut models = vec![model_row(&row)?];
         self.attach_model_data(&mut models).await?;
@@ -318,46 +341,77 @@ impl Tracking {
         Ok(())
     }
 
+    /// Adds params; a model's params are written once, so a key it has already is refused.
     pub async fn log_logged_model_params(&self, model_id: &str, params: Vec<Tag>) -> Result<()> {
-        let params = clean_pairs("param", params, MAX_PARAM_VALUE_LENGTH)?;
+        let params = clean_params(params)?;
         let mut tx = self.store.begin_write().await?;
         let (pk, _) = live_model(&mut tx, model_id).await?;
-        upsert_pairs(&mut tx, "logged_model_params", pk, &params).await?;
+        for p in &params {
+            let added = sqlx::query(
+                "INSERT INTO logged_model_params (model_pk, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING key",
+            )
+            .bind(pk)
+            .bind(&p.key)
+            .bind(&p.value)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if added.is_none() {
+                return Err(Error::invalid(format!(
+                    "Model {model_id} already has the param '{}': a model's params are logged once",
+                    p.key
+                )));
+            }
+        }
         touch(&mut tx, pk).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    /// Marks the model deleted; it is no longer found, searched or listed.
+    /// Marks the model deleted; it is no longer found, searched or listed. Deleting it again
+    /// changes nothing.
     pub async fn delete_logged_model(&self, model_id: &str) -> Result<()> {
+        if model_id.is_empty() {
+            return Err(Error::invalid("Missing value for required parameter 'model_id'"));
+        }
         let mut tx = self.store.begin_write().await?;
-        let (pk, _) = live_model(&mut tx, model_id).await?;
-        sqlx::query("UPDATE logged_models SET lifecycle_stage = $1, last_updated_timestamp_ms = $2 WHERE model_pk = $3")
-            .bind(DELETED)
-            .bind(now_millis())
-            .bind(pk)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE logged_models SET lifecycle_stage = $1, \
+             last_updated_timestamp_ms = CASE WHEN lifecycle_stage = $1 THEN last_updated_timestamp_ms ELSE $2 END \
+             WHERE model_id = $3",
+        )
+        .bind(DELETED)
+        .bind(now_millis())
+        .bind(model_id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(model_not_found(model_id));
+        }
         tx.commit().await?;
         Ok(())
     }
 
     pub async fn search_logged_models(&self, req: LoggedModelSearch) -> Result<LoggedModelPage> {
-        let max_results = req.max_results.unwrap_or(DEFAULT_LOGGED_MODEL_RESULTS);
+        let max_results = match req.max_results {
+            None => DEFAULT_LOGGED_MODEL_RESULTS,
+            Some(0) => ZERO_LOGGED_MODEL_RESULTS,
+            Some(n) => n,
+        };
         if !(1..=MAX_LOGGED_MODEL_RESULTS).contains(&max_results) {
             return Err(Error::invalid(format!(
                 "Invalid value {max_results} for parameter 'max_results': it must be between 1 and {MAX_LOGGED_MODEL_RESULTS}"
             )));
-        }
-        if req.experiment_ids.is_empty() {
-            return Err(Error::invalid("Missing value for required parameter 'experiment_ids': name the experiments to search"));
         }
         if req.datasets.iter().any(|d| d.dataset_name.is_empty()) {
             return Err(Error::invalid("`dataset_name` in the `datasets` clause must be specified."));
         }
         let experiment_ids = req.experiment_ids.iter().map(|id| parse_experiment_id(id)).collect::<Result<Vec<_>>>()?;
         let filter = parse_filter(&req.filter, Schema::LoggedModels)?;
-        let token = PageToken::decode(req.page_token.as_deref())?;
+        let fingerprint = search_fingerprint(&req);
+        let token = decode_token(req.page_token.as_deref(), fingerprint)?;
+        if experiment_ids.is_empty() {
+            return Ok(LoggedModelPage { models: Vec::new(), next_page_token: None });
+        }
 
         let mut q = Sql::new(self.store.dialect(), &format!("SELECT {MODEL_COLUMNS} FROM logged_models lm WHERE lm.lifecycle_stage = "));
         q.bind_text(ACTIVE).push(" AND lm.experiment_id IN ");
@@ -407,7 +461,7 @@ impl Tracking {
         page(&mut q, max_results, token);
         let rows = q.build().fetch_all(self.store.reader()).await?;
         let mut models = rows.iter().map(model_row).collect::<Result<Vec<_>>>()?;
-        let next_page_token = next_token(&mut models, max_results, token);
+        let next_page_token = next_token(&mut models, max_results, token).map(|t| format!("{fingerprint:016x}{t}"));
         self.attach_model_data(&mut models).await?;
         Ok(LoggedModelPage { models: models.into_iter().map(|(_, m)| m).collect(), next_page_token })
     }
@@ -491,6 +545,42 @@ pub(crate) async fn insert_model_metrics(tx: &mut Transaction<'static>, metrics:
         .await?;
     }
     Ok(())
+}
+
+/// A page token continues only the search it came from: it carries a fingerprint of the
+/// search (experiments, filter, datasets, order) ahead of the offset.
+fn search_fingerprint(req: &LoggedModelSearch) -> u64 {
+    let mut text = String::new();
+    text.push_str(&req.experiment_ids.join("\u{1}"));
+    text.push('\u{2}');
+    text.push_str(&req.filter);
+    for d in &req.datasets {
+        text.push_str(&format!("\u{2}{}\u{1}{}", d.dataset_name, d.dataset_digest.as_deref().unwrap_or("")));
+    }
+    for o in &req.order_by {
+        text.push_str(&format!(
+            "\u{3}{}\u{1}{}\u{1}{}\u{1}{}",
+            o.field_name,
+            o.ascending,
+            o.dataset_name.as_deref().unwrap_or(""),
+            o.dataset_digest.as_deref().unwrap_or("")
+        ));
+    }
+    // FNV-1a: stable across processes and versions, unlike the standard library's hasher.
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn decode_token(token: Option<&str>, fingerprint: u64) -> Result<PageToken> {
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return Ok(PageToken::default());
+    };
+    let expected = format!("{fingerprint:016x}");
+    match token.get(..16) {
+        Some(prefix) if prefix == expected => Ok(PageToken::decode(Some(&token[16..]))?),
+        _ => Err(Error::invalid(
+            "Invalid page token: it belongs to a different search. Pass the next_page_token of the same search unchanged",
+        )),
+    }
 }
 
 fn model_column(attribute: &str) -> Option<&'static str> {

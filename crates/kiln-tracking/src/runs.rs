@@ -232,6 +232,11 @@ impl Tracking {
                     }
                 }
             }
+            let mut q = Sql::new(dialect, "SELECT run_pk, model_id FROM run_model_inputs WHERE run_pk IN ");
+            q.bind_list(keys()).push(" ORDER BY input_pk");
+            for row in q.build().fetch_all(reader).await? {
+                runs[index[&row.try_get::<i64, _>(0)?]].inputs.model_inputs.push(ModelInput { model_id: row.try_get(1)? });
+            }
             let mut q = Sql::new(dialect, "SELECT run_pk, model_id, step FROM run_outputs WHERE run_pk IN ");
             q.bind_list(keys()).push(" ORDER BY output_pk");
             for row in q.build().fetch_all(reader).await? {

@@ -177,8 +177,13 @@ pub(crate) async fn get_logged_model_artifact(
     Path(model_id): Path<String>,
     Params(r): Params<ModelFileReq>,
 ) -> Result<Response, ApiError> {
+    let Some(file) = r.artifact_file_path.filter(|p| !p.is_empty()) else {
+        let mut e = ApiError::missing("artifact_file_path");
+        e.code = "BAD_REQUEST";
+        return Err(e);
+    };
     let uri = s.tracking.get_logged_model(&model_id).await?.info.artifact_uri;
-    file_under(&s, &uri, &format!("model {model_id}"), r.artifact_file_path.as_deref(), "artifact_file_path").await
+    file_under(&s, &uri, &format!("model {model_id}"), Some(&file), "artifact_file_path").await
 }
 
 #[derive(Deserialize)]

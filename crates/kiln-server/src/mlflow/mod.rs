@@ -83,10 +83,9 @@ pub(crate) fn routes(mut t: RouteTable) -> RouteTable {
             .route(Delete, &format!("{p}/model-versions/delete"), manage_model, registry::delete_version)
             .route(Post, &format!("{p}/model-versions/transition-stage"), manage_model, registry::transition_stage)
             .route(Get, &format!("{p}/model-versions/search"), read_model, registry::search_versions)
-            .route(Get, &format!("{p}/model-versions/get-download-uri"), read_model, registry::download_uri)
             .route(Post, &format!("{p}/model-versions/set-tag"), edit_model, registry::set_version_tag)
             .route(Delete, &format!("{p}/model-versions/delete-tag"), edit_model, registry::delete_version_tag)
-            .route(Get, &format!("{p}/model-versions/get-artifact"), read_model, artifacts::get_model_version_artifact);
+            .route(Get, &format!("{p}/model-versions/get-download-uri"), read_model, registry::download_uri);
     }
     for p in ARTIFACT_PREFIXES {
         t = t
@@ -95,5 +94,10 @@ pub(crate) fn routes(mut t: RouteTable) -> RouteTable {
             .route(Put, &format!("{p}/artifacts/{{*path}}"), edit, artifacts::upload)
             .route(Delete, &format!("{p}/artifacts/{{*path}}"), edit, artifacts::delete);
     }
-    t.route(Get, "/get-artifact", read, artifacts::get_run_artifact)
+    t.route(Get, "/get-artifact", read, artifacts::get_run_artifact).route(
+        Get,
+        "/model-versions/get-artifact",
+        Permission::Read(Resource::Model),
+        artifacts::get_model_version_artifact,
+    )
 }

@@ -40,8 +40,14 @@ pub(crate) async fn create(State(s): State<AppState>, Params(r): Params<CreateRe
     Ok(Json(json!({ "model": model })))
 }
 
-pub(crate) async fn get(State(s): State<AppState>, Path(model_id): Path<String>) -> ApiResult {
-    let model = s.tracking.get_logged_model(&model_id).await?;
+#[derive(Deserialize)]
+pub(crate) struct GetReq {
+    #[serde(default, deserialize_with = "de::boolean")]
+    allow_deleted: Option<bool>,
+}
+
+pub(crate) async fn get(State(s): State<AppState>, Path(model_id): Path<String>, Params(r): Params<GetReq>) -> ApiResult {
+    let model = s.tracking.get_logged_model_with(&model_id, r.allow_deleted.unwrap_or(false)).await?;
     Ok(Json(json!({ "model": model })))
 }
 
@@ -107,8 +113,7 @@ pub(crate) struct DatasetIn {
 
 #[derive(Deserialize)]
 pub(crate) struct SearchReq {
-    #[serde(default, deserialize_with = "de::string_list")]
-    experiment_ids: Vec<String>,
+    experiment_ids: Option<Vec<String>>,
     filter: Option<String>,
     #[serde(default)]
     datasets: Vec<DatasetIn>,
@@ -121,6 +126,7 @@ pub(crate) struct SearchReq {
 
 #[derive(Serialize)]
 pub(crate) struct SearchPage {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     models: Vec<LoggedModel>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_page_token: Option<String>,
@@ -148,7 +154,7 @@ pub(crate) async fn search(State(s): State<AppState>, Params(r): Params<SearchRe
     let page = s
         .tracking
         .search_logged_models(LoggedModelSearch {
-            experiment_ids: r.experiment_ids,
+            experiment_ids: r.experiment_ids.ok_or_else(|| ApiError::missing("experiment_ids"))?,
             filter: r.filter.unwrap_or_default(),
             datasets,
             max_results: r.max_results,

@@ -418,6 +418,13 @@ pub(crate) struct LogInputsReq {
     id: RunIdReq,
     #[serde(default)]
     datasets: Vec<DatasetInputIn>,
+    #[serde(default)]
+    models: Vec<ModelInputIn>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ModelInputIn {
+    model_id: Option<String>,
 }
 
 pub(crate) async fn log_inputs(State(s): State<AppState>, Params(r): Params<LogInputsReq>) -> ApiResult {
@@ -441,7 +448,13 @@ pub(crate) async fn log_inputs(State(s): State<AppState>, Params(r): Params<LogI
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
-    s.tracking.log_inputs(&run_id, inputs).await?;
+    let models = r
+        .models
+        .into_iter()
+        .enumerate()
+        .map(|(i, m)| Ok(ModelInput { model_id: required(m.model_id, &format!("models[{i}].model_id"))? }))
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    s.tracking.log_inputs(&run_id, inputs, models).await?;
     Ok(empty())
 }
 
@@ -456,14 +469,15 @@ pub(crate) struct ModelOutputIn {
 pub(crate) struct LogOutputsReq {
     #[serde(flatten)]
     id: RunIdReq,
-    #[serde(default)]
-    models: Vec<ModelOutputIn>,
+    models: Option<Vec<ModelOutputIn>>,
 }
 
 pub(crate) async fn log_outputs(State(s): State<AppState>, Params(r): Params<LogOutputsReq>) -> ApiResult {
     let run_id = r.id.get()?;
     let models = r
         .models
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::missing("models"))?
         .into_iter()
         .enumerate()
         .map(|(i, m)| {
