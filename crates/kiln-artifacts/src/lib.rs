@@ -1,12 +1,14 @@
 //! Kiln's artifact store: the files of runs and models. Every artifact path from a client goes
 //! through [`ArtifactPath::parse`], the one place that decides what may be read or written.
-//! Files are stored through the `object_store` crate; today on local disk.
+//! Files are stored through the `object_store` crate: a local folder, S3, GCS or Azure.
 
 mod path;
 mod store;
+mod uploads;
 
 pub use path::ArtifactPath;
 pub use store::{ArtifactStore, FileInfo};
+pub use uploads::{MAX_UPLOAD_PARTS, UploadPart};
 
 use kiln_core::ErrorKind;
 

@@ -6,6 +6,10 @@ use crate::{Error, Result};
 /// Longest artifact path accepted, in bytes.
 const MAX_PATH_LEN: usize = 4096;
 
+/// The top-level folder where multipart uploads keep their parts until they complete; no
+/// client path can name it.
+pub(crate) const UPLOADS_FOLDER: &str = ".kiln-uploads";
+
 /// A relative path inside the artifact store, known to stay under its root.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactPath(String);
@@ -36,6 +40,9 @@ impl ArtifactPath {
         if trimmed.is_empty() {
             return Ok(ArtifactPath(String::new()));
         }
+        if trimmed.split('/').next() == Some(UPLOADS_FOLDER) {
+            return Err(invalid("the folder '.kiln-uploads' is reserved for uploads in progress"));
+        }
         for segment in trimmed.split('/') {
             if segment.is_empty() {
                 return Err(invalid("empty folder names ('//') are not allowed"));
@@ -53,6 +60,11 @@ impl ArtifactPath {
             }
         }
         Ok(ArtifactPath(trimmed.to_string()))
+    }
+
+    /// A path inside the store's own uploads folder, which client paths cannot reach.
+    pub(crate) fn internal(relative: &str) -> ArtifactPath {
+        ArtifactPath(format!("{UPLOADS_FOLDER}/{relative}"))
     }
 
     pub fn as_str(&self) -> &str {

@@ -13,7 +13,7 @@ use object_store::prefix::PrefixStore;
 use object_store::path::{Path, PathPart};
 use object_store::{GetOptions, ObjectStore, ObjectStoreExt, WriteMultipart};
 
-use crate::path::ArtifactPath;
+use crate::path::{ArtifactPath, UPLOADS_FOLDER};
 use crate::{Error, Result};
 
 /// Bytes buffered per part of a streamed upload; a part is written while the next arrives.
@@ -148,6 +148,16 @@ impl ArtifactStore {
         .map_err(|e| Error::Upload(format!("syncing the upload to disk failed: {e}")))
     }
 
+    /// Refuses a destination a file cannot be written to (below a file, or a folder).
+    pub(crate) async fn check_writable(&self, path: &ArtifactPath) -> Result<()> {
+        self.check_can_write(path, &location(path)).await
+    }
+
+    /// The size of a stored file.
+    pub(crate) async fn size_of(&self, path: &ArtifactPath) -> Result<u64> {
+        Ok(self.store.head(&location(path)).await.map_err(|e| not_found_as(e, path))?.size)
+    }
+
     /// A file cannot sit below a file, nor replace a folder.
     async fn check_can_write(&self, path: &ArtifactPath, location: &Path) -> Result<()> {
         let parts: Vec<PathPart> = location.parts().collect();
@@ -204,6 +214,7 @@ impl ArtifactStore {
             .chain(listing.objects.iter().filter_map(|o| {
                 o.location.filename().map(|name| FileInfo { path: decode(name), is_dir: false, file_size: Some(o.size) })
             }))
+            .filter(|f| !(dir.is_root() && f.path == UPLOADS_FOLDER))
             .collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(files)

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures_util::{TryStreamExt, stream};
-use kiln_artifacts::{ArtifactPath, ArtifactStore, FileInfo};
+use kiln_artifacts::{ArtifactPath, ArtifactStore, FileInfo, MAX_UPLOAD_PARTS, UploadPart};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("kiln-artifacts-{name}-{}", std::process::id()));
@@ -94,4 +94,49 @@ fn paths_cannot_leave_the_root() {
     for bad in ["../outside", "a/../../outside", "/etc/passwd", "%2e%2e/x", "a\\..\\b", "a\0b"] {
         assert!(ArtifactPath::parse(bad).is_err(), "{bad:?}");
     }
+}
+
+#[tokio::test]
+async fn multipart_uploads_assemble_in_order() {
+    let dir = temp_dir("multipart");
+    let store = ArtifactStore::open(dir.to_str().unwrap()).unwrap();
+    let dest = p("1/run/artifacts/model.bin");
+    let id = store.create_upload(&dest, 3).await.unwrap();
+    let body = |b: &'static [u8]| stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from_static(b))]);
+    let e3 = store.put_part(&id, 3, body(b"ccc")).await.unwrap();
+    let e1 = store.put_part(&id, 1, body(b"aaaa")).await.unwrap();
+    let e2 = store.put_part(&id, 2, body(b"b")).await.unwrap();
+    assert!(store.put_part(&id, 4, body(b"x")).await.is_err(), "a part past the last");
+    assert!(store.put_part(&id, 0, body(b"x")).await.is_err(), "parts count from 1");
+    assert!(store.get(&dest).await.is_err(), "nothing is visible before completion");
+    assert!(store.list(&p("")).await.unwrap().iter().all(|f| !f.path.starts_with(".kiln")), "the uploads folder is hidden");
+    assert!(ArtifactPath::parse(".kiln-uploads/x").is_err(), "and unreachable");
+
+    let part = |n: u32, etag: &str| UploadPart { part_number: n, etag: etag.to_string() };
+    let missing = store.complete_upload(&dest, &id, &[part(1, &e1), part(3, &e3)]).await;
+    assert!(missing.is_err(), "every part must be listed");
+    let wrong = store.complete_upload(&dest, &id, &[part(1, &e1), part(2, "\"2-999\""), part(3, &e3)]).await;
+    assert!(wrong.is_err(), "an ETag must match the part");
+    let elsewhere = store.complete_upload(&p("other.bin"), &id, &[part(1, &e1), part(2, &e2), part(3, &e3)]).await;
+    assert!(elsewhere.is_err(), "an upload completes only at its destination");
+
+    let written = store.complete_upload(&dest, &id, &[part(3, &e3), part(1, &e1), part(2, &e2)]).await.unwrap();
+    assert_eq!(written, 8);
+    assert_eq!(read(&store, "1/run/artifacts/model.bin").await, b"aaaabccc");
+    assert!(!dir.join(".kiln-uploads").join(&id).exists(), "parts are removed");
+    assert!(store.complete_upload(&dest, &id, &[part(1, &e1)]).await.is_err(), "an upload completes once");
+
+    let id = store.create_upload(&p("aborted.bin"), 1).await.unwrap();
+    store.put_part(&id, 1, body(b"zzz")).await.unwrap();
+    store.abort_upload(&p("aborted.bin"), &id).await.unwrap();
+    assert!(store.get(&p("aborted.bin")).await.is_err());
+    assert!(store.put_part(&id, 1, body(b"z")).await.is_err(), "an aborted upload takes no parts");
+
+    for bad_id in ["../../etc", "0123", "zz23456789abcdef0123456789abcdef"] {
+        assert!(store.put_part(bad_id, 1, body(b"z")).await.is_err(), "{bad_id}");
+    }
+    assert!(store.create_upload(&p("x.bin"), 0).await.is_err());
+    assert!(store.create_upload(&p("x.bin"), MAX_UPLOAD_PARTS + 1).await.is_err());
+    assert!(store.create_upload(&p("1/run"), 1).await.is_err(), "a folder cannot be replaced");
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -245,3 +245,122 @@ fn content_type(name: &str) -> &'static str {
         _ => "application/octet-stream",
     }
 }
+
+// ---- multipart uploads (the client's MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD) ----
+
+#[derive(Deserialize)]
+pub(crate) struct UploadReq {
+    /// The client's local file: its name is the uploaded file's name.
+    path: Option<String>,
+    #[serde(default, deserialize_with = "super::de::int64")]
+    num_parts: Option<i64>,
+    upload_id: Option<String>,
+    #[serde(default)]
+    parts: Vec<PartIn>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PartIn {
+    #[serde(default, deserialize_with = "super::de::int64")]
+    part_number: Option<i64>,
+    etag: Option<String>,
+}
+
+impl UploadReq {
+    /// The file the upload writes: the folder in the route, then the local file's name.
+    fn destination(&self, folder: &str) -> Result<ArtifactPath, ApiError> {
+        let local = self.path.as_deref().filter(|p| !p.is_empty()).ok_or_else(|| ApiError::missing("path"))?;
+        let name = local.rsplit(['/', '\\']).next().unwrap_or(local);
+        let folder = folder.trim_end_matches('/');
+        checked(&if folder.is_empty() { name.to_string() } else { format!("{folder}/{name}") })
+    }
+
+    fn upload_id(&self) -> Result<&str, ApiError> {
+        self.upload_id.as_deref().filter(|id| !id.is_empty()).ok_or_else(|| ApiError::missing("upload_id"))
+    }
+}
+
+/// This server's address as the client reached it, for the URLs parts are sent to.
+fn base_url(headers: &axum::http::HeaderMap) -> Result<String, ApiError> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && !h.contains(['/', ' ']))
+        .ok_or_else(|| ApiError::invalid("A multipart upload needs the request's Host header"))?;
+    let scheme = match headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()) {
+        Some("https") => "https",
+        _ => "http",
+    };
+    Ok(format!("{scheme}://{host}"))
+}
+
+pub(crate) async fn create_upload(
+    State(s): State<AppState>,
+    Path(folder): Path<String>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
+    Params(r): Params<UploadReq>,
+) -> Result<Json<Value>, ApiError> {
+    let destination = r.destination(&folder)?;
+    let num_parts = r.num_parts.unwrap_or(1);
+    let parts = u32::try_from(num_parts)
+        .ok()
+        .filter(|n| (1..=kiln_artifacts::MAX_UPLOAD_PARTS).contains(n))
+        .ok_or_else(|| ApiError::invalid(format!("num_parts must be between 1 and {}", kiln_artifacts::MAX_UPLOAD_PARTS)))?;
+    let upload_id = s.artifacts.create_upload(&destination, parts).await?;
+    let prefix = uri.path().split("/mpu/create/").next().unwrap_or_default().to_string();
+    let base = base_url(&headers)?;
+    let credentials: Vec<Value> = (1..=parts)
+        .map(|n| json!({ "url": format!("{base}{prefix}/mpu/upload/{upload_id}/{n}"), "part_number": n, "headers": {} }))
+        .collect();
+    Ok(Json(json!({ "upload_id": upload_id, "credentials": credentials })))
+}
+
+/// Receives one part; the answer's ETag header is what completion checks it by.
+pub(crate) async fn upload_part(
+    State(s): State<AppState>,
+    Path((upload_id, part)): Path<(String, u32)>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let etag = s.artifacts.put_part(&upload_id, part, req.into_body().into_data_stream()).await?;
+    let mut response = Json(json!({})).into_response();
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+pub(crate) async fn complete_upload(
+    State(s): State<AppState>,
+    Path(folder): Path<String>,
+    Params(r): Params<UploadReq>,
+) -> Result<Json<Value>, ApiError> {
+    let destination = r.destination(&folder)?;
+    let parts = r
+        .parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let number = p
+                .part_number
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| ApiError::missing(&format!("parts[{i}].part_number")))?;
+            Ok(kiln_artifacts::UploadPart { part_number: number, etag: p.etag.clone().unwrap_or_default() })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    if parts.is_empty() {
+        return Err(ApiError::missing("parts"));
+    }
+    s.artifacts.complete_upload(&destination, r.upload_id()?, &parts).await?;
+    Ok(Json(json!({})))
+}
+
+pub(crate) async fn abort_upload(
+    State(s): State<AppState>,
+    Path(folder): Path<String>,
+    Params(r): Params<UploadReq>,
+) -> Result<Json<Value>, ApiError> {
+    let destination = r.destination(&folder)?;
+    s.artifacts.abort_upload(&destination, r.upload_id()?).await?;
+    Ok(Json(json!({})))
+}

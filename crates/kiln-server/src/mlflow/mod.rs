@@ -92,7 +92,11 @@ pub(crate) fn routes(mut t: RouteTable) -> RouteTable {
             .route(Get, &format!("{p}/artifacts"), read, artifacts::list)
             .route(Get, &format!("{p}/artifacts/{{*path}}"), read, artifacts::download)
             .route(Put, &format!("{p}/artifacts/{{*path}}"), edit, artifacts::upload)
-            .route(Delete, &format!("{p}/artifacts/{{*path}}"), edit, artifacts::delete);
+            .route(Delete, &format!("{p}/artifacts/{{*path}}"), edit, artifacts::delete)
+            .route(Post, &format!("{p}/mpu/create/{{*path}}"), edit, artifacts::create_upload)
+            .route(Put, &format!("{p}/mpu/upload/{{upload_id}}/{{part}}"), edit, artifacts::upload_part)
+            .route(Post, &format!("{p}/mpu/complete/{{*path}}"), edit, artifacts::complete_upload)
+            .route(Post, &format!("{p}/mpu/abort/{{*path}}"), edit, artifacts::abort_upload);
     }
     t.route(Get, "/get-artifact", read, artifacts::get_run_artifact).route(
         Get,
