@@ -57,12 +57,35 @@ def test_experiment_ids_are_increasing_integers(api):
     assert b > a > 0
 
 
-def test_create_with_tags_and_artifact_location(api, tmp_path):
-    location = str(tmp_path / "custom-root")
+def test_create_with_tags_and_artifact_location(api):
+    location = "s3://team-bucket/experiments/vision"
     eid = new_experiment(api, "tagged", tags=kv({"team": "vision", "note": ""}), artifact_location=location)
     exp = get_experiment(api, eid)
     assert tags_of(exp) == {"team": "vision", "note": ""}
     assert exp["artifact_location"] == location
+    inside = "mlflow-artifacts:/shared/vision"
+    assert get_experiment(api, new_experiment(api, "inside", artifact_location=inside))["artifact_location"] == inside
+
+
+HOSTILE_LOCATIONS = [
+    "/etc", "/tmp/../etc", "file:///etc/passwd", "../outside", "relative/folder", "//proc/self/root",
+    "mlflow-artifacts:/../../etc", "mlflow-artifacts:/%2e%2e/%2e%2e/etc", "mlflow-artifacts:/a/%252e%252e/b",
+    "mlflow-artifacts:/..\\..\\x", "mlflow-artifacts:/x?y=1", "mlflow-artifacts:/x#frag", "s3://bucket/../other",
+    "http://169.254.169.254/latest",
+]
+
+
+@pytest.mark.parametrize("location", HOSTILE_LOCATIONS)
+def test_hostile_artifact_locations(api, target, location):
+    name = unique("hostile-location")
+    r = api.post("experiments/create", {"name": name, "artifact_location": location})
+    if target == "mlflow":
+        # mlflow server records most of these as given (it never reads through them itself,
+        # but clients then write there); Kiln refuses them.
+        assert r.status_code in (200, 400), r.text[:300]
+        return
+    assert_error(r, 400, "INVALID_PARAMETER_VALUE")
+    assert api.get("experiments/get-by-name", {"experiment_name": name}).status_code == 404
 
 
 @pytest.mark.parametrize("tag", [{"key": "", "value": "v"}, {"key": "bad!", "value": "v"}, {"key": "k" * 251, "value": "v"},

@@ -216,10 +216,32 @@ impl Tracking {
 /// An experiment's own artifact location. One this server serves (`mlflow-artifacts:/...`) must
 /// name a folder under its artifact root; other locations (object stores, paths on the
 /// client's machine) are the client's to write and this server never reads them.
+/// Schemes of stores the clients write to directly; Kiln records such a location but never
+/// reads or writes through it.
+const CLIENT_SIDE_SCHEMES: &[&str] = &["s3", "s3a", "gs", "wasbs", "abfss", "az", "hdfs", "dbfs"];
+
+/// An experiment's artifact location is this server's store (`mlflow-artifacts:/<path>`, the
+/// path checked like any artifact path) or a cloud store the clients write to themselves.
+/// Local paths are refused: a folder on the server's disk (or one named with `..`) is exactly
+/// what a hostile client would point an experiment at.
 fn validate_artifact_location(location: &str) -> Result<()> {
+    let refuse = |why: &str| Error::invalid(format!("Invalid artifact_location '{location}': {why}"));
     if let Some(relative) = location.strip_prefix("mlflow-artifacts:") {
-        kiln_artifacts::ArtifactPath::parse(relative.trim_start_matches('/'))
-            .map_err(|e| Error::invalid(format!("Invalid artifact_location '{location}': {e}")))?;
+        kiln_artifacts::ArtifactPath::parse(relative.trim_start_matches('/')).map_err(|e| refuse(&e.to_string()))?;
+        return Ok(());
+    }
+    let Some((scheme, rest)) = location.split_once("://") else {
+        return Err(refuse(
+            "use mlflow-artifacts:/<path> (this server's artifact store) or a cloud store URI such as s3://bucket/path; \
+             local paths are not accepted",
+        ));
+    };
+    if !CLIENT_SIDE_SCHEMES.contains(&scheme.to_ascii_lowercase().as_str()) {
+        return Err(refuse(&format!("the scheme '{scheme}' is not accepted: use mlflow-artifacts:/ or one of {}", CLIENT_SIDE_SCHEMES.join(", "))));
+    }
+    let (_, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if !path.is_empty() {
+        kiln_artifacts::ArtifactPath::parse(path.trim_end_matches('/')).map_err(|e| refuse(&e.to_string()))?;
     }
     Ok(())
 }

@@ -147,7 +147,7 @@ async fn experiments_lifecycle(t: Tracking) {
     assert_eq!(t.get_experiment("99").await.unwrap_err().kind(), kiln_core::ErrorKind::NotFound);
     assert_eq!(t.get_experiment("x").await.unwrap_err().kind(), kiln_core::ErrorKind::InvalidArgument);
 
-    for bad in ["mlflow-artifacts:/../../etc", "mlflow-artifacts:/a/%2e%2e/b", "mlflow-artifacts:/a\\b"] {
+    for bad in ["mlflow-artifacts:/../../etc", "mlflow-artifacts:/a/%2e%2e/b", "mlflow-artifacts:/a\\b", "/etc", "file:///etc", "s3://b/../x", "ftp://h/x"] {
         let refused = t.create_experiment("escape", Some(bad), &[]).await;
         assert_eq!(refused.unwrap_err().kind(), kiln_core::ErrorKind::InvalidArgument, "{bad}");
     }
