@@ -3,13 +3,15 @@
 Runs get ``artifact_uri = mlflow-artifacts:/<experiment>/<run>/artifacts``; the client then
 uploads, lists, downloads and deletes through ``/api/2.0/mlflow-artifacts/artifacts/...``
 (paths relative to the artifacts destination), and the server keeps the files at
-``<destination>/<experiment>/<run>/artifacts/<path>``.
+``<destination>/<experiment>/<run>/artifacts/<path>``: a local folder, or objects under the
+``artifacts/`` prefix of a bucket or container (``--artifacts s3`` / ``azure``).
 
-The first half checks what the MLflow client sees and what lands on disk. The second half
+The first half checks what the MLflow client sees and what lands in the store. The second half
 sends hostile paths (traversal, encodings, absolute paths, NUL, ``?``/``#``) to every artifact
 endpoint: each must be refused with a 4xx, and nothing outside the artifacts folder may be
 read, written or deleted (a sentinel file and a look-alike sibling folder are planted next
-to the artifacts folder and the whole server folder is compared before and after). Where
+to the artifacts folder, on disk and in the bucket or container, and everything the server
+could reach is compared before and after). Where
 MLflow 3.17 itself answers something other than a 4xx, the case pins MLflow's answer (noted
 next to the case) and still holds Kiln to a 4xx.
 """
@@ -50,19 +52,20 @@ REJECTION_CODES = {
 
 
 @pytest.fixture
-def disk(server):
-    """The server's artifacts folder, for tests that look at the disk."""
+def stored(server):
+    """The session server, for tests that look at what it stored (server.stored_files() ...)."""
     if os.environ.get("KILN_E2E_URL"):
-        pytest.skip("the artifacts folder of an external server is not known")
-    return server.artifacts
+        pytest.skip("the artifact store of an external server is not known")
+    return server
 
 
-def run_dir(root, experiment_id, run_id):
-    return os.path.join(root, experiment_id, run_id, "artifacts")
+def run_folder(experiment_id, run_id):
+    """A run's artifacts folder, relative to the artifact root."""
+    return f"{experiment_id}/{run_id}/artifacts"
 
 
 def files_under(folder):
-    """{relative posix path: bytes} of every file below folder."""
+    """{relative posix path: bytes} of every file below a local folder (downloads)."""
     out = {}
     for dirpath, _, names in os.walk(folder):
         for name in names:
@@ -136,7 +139,7 @@ def test_artifact_locations_use_the_mlflow_artifacts_scheme(api):
 # The MLflow client, end to end
 
 
-def test_log_artifact_text_file(client, disk, tmp_path):
+def test_log_artifact_text_file(client, stored, tmp_path):
     eid = client.create_experiment(unique("art-text"))
     src = tmp_path / "hello.txt"
     src.write_bytes(b"hello artifacts\n")
@@ -146,8 +149,8 @@ def test_log_artifact_text_file(client, disk, tmp_path):
     rid = run.info.run_id
     assert run.info.artifact_uri == f"mlflow-artifacts:/{eid}/{rid}/artifacts"
 
-    # On disk, under the server's artifacts folder.
-    assert files_under(run_dir(disk, eid, rid)) == {
+    # In the store, under the server's artifacts folder.
+    assert stored.stored_files(run_folder(eid, rid)) == {
         "hello.txt": b"hello artifacts\n",
         "notes/deeper/hello.txt": b"hello artifacts\n",
     }
@@ -176,7 +179,7 @@ TREE = {
 }
 
 
-def test_log_artifacts_nested_folder(client, disk, tmp_path):
+def test_log_artifacts_nested_folder(client, stored, tmp_path):
     src = tmp_path / "tree"
     write_tree(str(src), TREE)
     (src / "empty").mkdir()  # empty folders are not uploaded
@@ -185,9 +188,9 @@ def test_log_artifacts_nested_folder(client, disk, tmp_path):
         mlflow.log_artifacts(str(src), artifact_path="model")
     rid = run.info.run_id
 
-    root = run_dir(disk, eid, rid)
-    assert files_under(root) == {f"model/{k}": v for k, v in TREE.items()}
-    assert not os.path.exists(os.path.join(root, "model", "empty"))
+    root = run_folder(eid, rid)
+    assert stored.stored_files(root) == {f"model/{k}": v for k, v in TREE.items()}
+    assert not stored.stored_exists(f"{root}/model/empty")
 
     assert listing(client, rid) == [("model", True, None)]
     assert listing(client, rid, "model") == [
@@ -221,7 +224,7 @@ def test_log_artifacts_nested_folder(client, disk, tmp_path):
         client.download_artifacts(rid, "model/missing.txt", str(one))
 
 
-def test_non_ascii_file_names(client, server, disk, tmp_path):
+def test_non_ascii_file_names(client, server, stored, tmp_path):
     names = ["r\u00e9sum\u00e9 final.txt", "\u65e5\u672c\u8a9e.csv"]
     src = tmp_path / "src"
     src.mkdir()
@@ -233,7 +236,7 @@ def test_non_ascii_file_names(client, server, disk, tmp_path):
         client.log_artifact(rid, str(src / name), artifact_path="d\u00eer")
 
     # The client percent-encodes the UTF-8 name in the URL; the server stores the decoded name.
-    assert files_under(run_dir(disk, eid, rid)) == {f"d\u00eer/{n}": n.encode() + b"\n" for n in names}
+    assert stored.stored_files(run_folder(eid, rid)) == {f"d\u00eer/{n}": n.encode() + b"\n" for n in names}
     assert listing(client, rid) == [("d\u00eer", True, None)]
     assert listing(client, rid, "d\u00eer") == sorted((f"d\u00eer/{n}", False, len(n.encode()) + 1) for n in names)
     dst = tmp_path / "dl"
@@ -246,7 +249,7 @@ def test_non_ascii_file_names(client, server, disk, tmp_path):
     assert r.headers["content-disposition"].startswith("attachment")
 
 
-def test_file_over_8_mb(client, server, disk, tmp_path):
+def test_file_over_8_mb(client, server, stored, tmp_path):
     data = os.urandom(8 * 2**20 + 4099)
     src = tmp_path / "weights.bin"
     src.write_bytes(data)
@@ -254,8 +257,8 @@ def test_file_over_8_mb(client, server, disk, tmp_path):
     rid = client.create_run(eid).info.run_id
     client.log_artifact(rid, str(src), artifact_path="big")
 
-    with open(os.path.join(run_dir(disk, eid, rid), "big", "weights.bin"), "rb") as f:
-        assert sha256(f.read()) == sha256(data)
+    assert stored.stored_files(f"{run_folder(eid, rid)}/big").keys() == {"weights.bin"}
+    assert sha256(stored.stored_file(f"{run_folder(eid, rid)}/big/weights.bin")) == sha256(data)
     assert listing(client, rid, "big") == [("big/weights.bin", False, len(data))]
 
     dst = tmp_path / "dl"
@@ -368,18 +371,18 @@ def test_get_artifact_endpoint(server, stocked):
     assert_error(r, 404, "RESOURCE_DOES_NOT_EXIST")
 
 
-def test_put_overwrite_and_delete(server, api, disk):
+def test_put_overwrite_and_delete(server, api, stored):
     eid = new_experiment(api, "art-put")
     rid = new_run(api, eid)
     base = f"{eid}/{rid}/artifacts"
     url = f"{server.url}{ARTIFACTS_API}/{base}"
-    folder = run_dir(disk, eid, rid)
+    folder = run_folder(eid, rid)
 
     # PUT answers 200; a second PUT replaces the whole file (no append, no leftover tail).
     put(server, f"{base}/x.txt", b"a much longer first version")
     put(server, f"{base}/x.txt", b"short")
     assert requests.get(f"{url}/x.txt", timeout=60).content == b"short"
-    assert files_under(folder) == {"x.txt": b"short"}
+    assert stored.stored_files(folder) == {"x.txt": b"short"}
 
     # A chunked request body is accepted.
     r = requests.put(f"{url}/chunked.bin", data=iter([b"abc", b"", b"def" * 1000]), timeout=60)
@@ -388,7 +391,7 @@ def test_put_overwrite_and_delete(server, api, disk):
 
     put(server, f"{base}/dir/one.txt", b"1")
     put(server, f"{base}/dir/sub/two.txt", b"2")
-    assert files_under(folder) == {"x.txt": b"short", "chunked.bin": b"abc" + b"def" * 1000,
+    assert stored.stored_files(folder) == {"x.txt": b"short", "chunked.bin": b"abc" + b"def" * 1000,
                                    "dir/one.txt": b"1", "dir/sub/two.txt": b"2"}
 
     # DELETE of a file, then of a folder (recursive); both answer 200 with an empty JSON object.
@@ -398,8 +401,8 @@ def test_put_overwrite_and_delete(server, api, disk):
     assert_error(requests.get(f"{url}/x.txt", timeout=60), 404, "RESOURCE_DOES_NOT_EXIST")
     r = requests.delete(f"{url}/dir", timeout=60)
     assert r.status_code == 200, r.text
-    assert files_under(folder) == {"chunked.bin": b"abc" + b"def" * 1000}
-    assert not os.path.exists(os.path.join(folder, "dir"))
+    assert stored.stored_files(folder) == {"chunked.bin": b"abc" + b"def" * 1000}
+    assert not stored.stored_exists(f"{folder}/dir")
     assert list_raw(server, f"{base}/dir") == {}
     # Deleting what is not there is not an error.
     r = requests.delete(f"{url}/never/was.txt", timeout=60)
@@ -407,8 +410,8 @@ def test_put_overwrite_and_delete(server, api, disk):
     assert r.json() == {}
 
 
-def test_put_conflicting_with_existing_entries(server, api, disk):
-    """PUT onto an existing folder, or below an existing file, fails and leaves the disk as it was.
+def test_put_conflicting_with_existing_entries(server, api, stored):
+    """PUT onto an existing folder, or below an existing file, fails and leaves the store as it was.
 
     MLflow 3.17 answers both with a bare 500 "Internal Server Error"; Kiln must answer a 4xx
     without leaving partial files behind and without showing server paths.
@@ -418,14 +421,15 @@ def test_put_conflicting_with_existing_entries(server, api, disk):
     base = f"{eid}/{rid}/artifacts"
     put(server, f"{base}/dir/inner.txt", b"inner")
     put(server, f"{base}/file.txt", b"file")
-    before = files_under(disk)
+    before = stored.stored_files()
     for path in (f"{base}/dir", f"{base}/file.txt/child.txt"):
         r = requests.put(f"{server.url}{ARTIFACTS_API}/{path}", data=b"conflict", timeout=60)
-        assert files_under(disk) == before, f"PUT {path} changed the disk ({r.status_code})"
+        assert stored.stored_files() == before, f"PUT {path} changed the store ({r.status_code})"
         if server.is_mlflow:
             assert r.status_code == 500, f"PUT {path}: {r.status_code} {r.text[:300]}"
         else:
-            assert os.path.abspath(disk) not in r.text, f"PUT {path}: the error shows a server path: {r.text[:300]}"
+            for private in stored.store.private_names():
+                assert private not in r.text, f"PUT {path}: the error shows {private!r}: {r.text[:300]}"
             assert 400 <= r.status_code < 500, f"PUT {path}: {r.status_code} {r.text[:300]}"
             assert r.json().get("error_code") in REJECTION_CODES, r.text[:300]
     assert requests.get(f"{server.url}{ARTIFACTS_API}/{base}/file.txt", timeout=60).content == b"file"
@@ -437,7 +441,11 @@ def test_put_conflicting_with_existing_entries(server, api, disk):
 
 
 class Hostile:
-    """A run with one file, a sentinel next to the artifacts folder and a look-alike sibling folder."""
+    """A run with one file, a sentinel next to the artifacts folder and a look-alike sibling folder.
+
+    The sentinels are planted in the server's folder (beside a local artifacts folder, or where
+    one would be) and, on an object store, beside the ``artifacts/`` prefix in its bucket or
+    container as well: ``sentinel.txt`` and ``artifacts-evil/sentinel.txt``."""
 
     def __init__(self, server):
         self.server = server
@@ -446,15 +454,13 @@ class Hostile:
         self.rid = new_run(api, self.eid)
         self.run = f"{self.eid}/{self.rid}/artifacts"
         put(server, f"{self.run}/keep.txt", b"keep me")
-        self.root = os.path.abspath(server.artifacts)
-        self.workdir = os.path.dirname(self.root)
+        self.workdir = os.path.abspath(server.workdir)
+        self.root = os.path.join(self.workdir, "artifacts")
         self.mark = "SENTINEL-" + uuid.uuid4().hex
         self.sentinel = os.path.join(self.workdir, "sentinel.txt")
-        self.sibling = os.path.join(self.workdir, os.path.basename(self.root) + "-evil", "sentinel.txt")
-        for path in (self.sentinel, self.sibling):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "w") as f:
-                f.write(self.mark)
+        self.planted = ["sentinel.txt", "artifacts-evil/sentinel.txt"]
+        for key in self.planted:
+            server.plant_outside(key, self.mark.encode())
 
     def fill(self, template):
         return template.format(
@@ -467,21 +473,15 @@ class Hostile:
         )
 
     def snapshot(self):
-        """Every file under the server's folder (not its log or database), with size, mtime and content hash."""
-        snap = {}
-        for dirpath, dirnames, names in os.walk(self.workdir):
-            for name in names:
-                path = os.path.join(dirpath, name)
-                rel = os.path.relpath(path, self.workdir)
-                if rel == "server.log" or rel.startswith("store.db"):
-                    continue
-                st = os.lstat(path)
-                digest = None
-                if st.st_size <= 65536:
-                    with open(path, "rb") as f:
-                        digest = sha256(f.read())
-                snap[rel] = (st.st_size, st.st_mtime_ns, digest)
-        return snap
+        """Everything the server could reach (see Server.store_snapshot): on disk, every file under
+        its folder (not its log or database) with size, mtime and content hash; on an object store,
+        every object of its bucket or container with size, ETag and time, and its local folder."""
+        return self.server.store_snapshot()
+
+    def sentinels_intact(self, what):
+        for key in self.planted:
+            for place, data in self.server.read_planted(key).items():
+                assert data == self.mark.encode(), f"{what}: {place} was changed"
 
     def changes(self, before, after):
         return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
@@ -501,7 +501,7 @@ def assert_alive(server):
 
 
 def check_hostile(server, hostile, method, target, body, mlflow_status, raw_target):
-    """Send one hostile request and check the answer, the disk and that the server is up."""
+    """Send one hostile request and check the answer, the store and that the server is up."""
     before = hostile.snapshot()
     r = raw_http(server.url, method, target, body=body)
     after = hostile.snapshot()
@@ -513,12 +513,9 @@ def check_hostile(server, hostile, method, target, body, mlflow_status, raw_targ
     if r.status_code == 200 and r.headers.get("content-type", "").startswith("application/json"):
         for name in (b"sentinel.txt", b"store.db", b"server.log", b"-evil"):
             assert name not in r.content, f"{what}: listed a file outside the artifacts folder: {text}"
-    for path in (hostile.sentinel, hostile.sibling):
-        with open(path) as f:
-            assert f.read() == hostile.mark, f"{what}: {path} was changed"
+    hostile.sentinels_intact(what)
     changed = hostile.changes(before, after)
-    root = os.path.basename(hostile.root) + os.sep
-    outside = [c for c in changed if not c.startswith(root)]
+    outside = [c for c in changed if not server.is_inside_root(c)]
     assert not outside, f"{what}: files outside the artifacts folder changed: {outside}"
 
     # Then the answer.
@@ -667,25 +664,23 @@ def test_delete_dot_segments_do_not_wipe_the_store(fresh_server):
     rid, other = new_run(api, eid), new_run(api, eid)
     put(server, f"{eid}/{rid}/artifacts/keep.txt", b"keep")
     put(server, f"{eid}/{other}/artifacts/other.txt", b"other")
-    sentinel = os.path.join(os.path.dirname(server.artifacts), "sentinel.txt")
-    with open(sentinel, "w") as f:
-        f.write("sentinel")
+    server.plant_outside("sentinel.txt", b"sentinel")
     everything = {f"{eid}/{rid}/artifacts/keep.txt": b"keep", f"{eid}/{other}/artifacts/other.txt": b"other"}
-    assert files_under(server.artifacts) == everything
+    assert server.stored_files() == everything
 
     if server.is_mlflow:
         r = raw_http(server.url, "DELETE", f"{ARTIFACTS_API}/{eid}/{rid}/artifacts/.")
         assert r.status_code == 500
-        assert files_under(server.artifacts) == {f"{eid}/{other}/artifacts/other.txt": b"other"}
+        assert server.stored_files() == {f"{eid}/{other}/artifacts/other.txt": b"other"}
         r = raw_http(server.url, "DELETE", f"{ARTIFACTS_API}/.")
         assert r.status_code == 500
-        assert files_under(server.artifacts) == {}
+        assert server.stored_files() == {}
     else:
         for target in [f"{eid}/{rid}/artifacts/.", f"{eid}/{rid}/artifacts/./", f"{eid}/{rid}/artifacts/%2e",
                        f"{eid}/./{rid}/artifacts", ".", "./", "%2e", "%2e/", f"{eid}/.", f"{eid}/%2E"]:
             r = raw_http(server.url, "DELETE", f"{ARTIFACTS_API}/{target}")
             assert 400 <= r.status_code < 500, f"DELETE {target}: {r.status_code} {r.text[:300]}"
-            assert files_under(server.artifacts) == everything, f"DELETE {target} deleted files"
+            assert server.stored_files() == everything, f"DELETE {target} deleted files"
         assert_alive(server)
-    with open(sentinel) as f:
-        assert f.read() == "sentinel"
+    for place, data in server.read_planted("sentinel.txt").items():
+        assert data == b"sentinel", f"{place} was changed"

@@ -85,6 +85,7 @@ def kiln_only(target, server):
 def test_parts_complete_in_order(kiln_only, server, api):
     if not kiln_only:
         return
+    outside = server.stored_outside()
     run_id = new_run(api, new_experiment(api, "mpu"))
     folder = artifact_root(api, run_id)
     made = ok(create(server, folder, {"path": "/tmp/client/data.csv", "num_parts": 3}))
@@ -108,6 +109,9 @@ def test_parts_complete_in_order(kiln_only, server, api):
     again = requests.post(f"{raw(server)}/mpu/complete/{folder}",
                           json={"path": "data.csv", "upload_id": made["upload_id"], "parts": parts}, timeout=60)
     assert again.status_code == 404
+    # The parts waited inside the store's root and are gone; nothing was written outside it.
+    assert not [k for k in server.stored_files() if k.startswith(".kiln-uploads/" + made["upload_id"])]
+    assert server.stored_outside() == outside
 
 
 def test_a_bad_completion_changes_nothing(kiln_only, server, api):
@@ -145,11 +149,10 @@ def test_a_bad_completion_changes_nothing(kiln_only, server, api):
 def test_hostile_destinations_are_refused(kiln_only, server, folder, name):
     if not kiln_only:
         return
+    before = server.stored_outside()
     r = create(server, folder, {"path": name, "num_parts": 1})
     assert 400 <= r.status_code < 500, r.text
-    if server.artifacts:
-        escaped = os.path.join(os.path.dirname(server.artifacts), "escape.bin")
-        assert not os.path.exists(escaped)
+    assert server.stored_outside() == before
 
 
 @pytest.mark.parametrize("name", ["../../../escape.bin", "..\\..\\escape.bin", "/abs/escape.bin"])
@@ -163,11 +166,8 @@ def test_the_local_name_is_only_a_file_name(kiln_only, server, api, name):
         "path": name, "upload_id": made["upload_id"], "parts": [{"part_number": 1, "etag": etag}]}, timeout=60)
     assert done.status_code == 200, done.text
     assert requests.get(f"{raw(server)}/artifacts/{folder}/escape.bin", timeout=60).content == b"inside"
-    if server.artifacts:
-        assert os.path.exists(os.path.join(server.artifacts, folder, "escape.bin"))
-        for up in range(1, 4):
-            outside = os.path.join(server.artifacts, *([".."] * up), "escape.bin")
-            assert not os.path.exists(outside), outside
+    assert server.stored_file(f"{folder}/escape.bin") == b"inside"
+    assert not [k for k in server.stored_outside() if "escape.bin" in k]
 
 
 @pytest.mark.parametrize("upload_id", ["..%2f..%2fetc", "0123", "zz" * 16])

@@ -761,8 +761,8 @@ def test_hostile_model_version_source(server, api, sources, source, with_run_id)
         # Kiln refuses sources outside the artifact root, and does not show server paths.
         assert 400 <= r.status_code < 500, f"{source}: {r.status_code} {r.text[:300]}"
         assert r.json()["error_code"] in REJECTION_CODES, r.text[:300]
-        if server.workdir:
-            assert server.workdir not in r.text, r.text[:300]
+        for private in [server.workdir] + server.store.private_names():
+            assert private not in r.text, r.text[:300]
     mine = f"name = '{sources.name}' AND source_path = '{body['source']}'"
     assert ok(api.get("model-versions/search", {"filter": mine})) == {}, f"{source} was registered"
 
