@@ -11,7 +11,7 @@ use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::local::LocalFileSystem;
 use object_store::prefix::PrefixStore;
 use object_store::path::{Path, PathPart};
-use object_store::{GetOptions, ObjectStore, ObjectStoreExt, WriteMultipart};
+use object_store::{GetOptions, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::path::{ArtifactPath, UPLOADS_FOLDER};
 use crate::{Error, Result};
@@ -105,16 +105,39 @@ impl ArtifactStore {
         }
         let location = location(path);
         self.check_can_write(path, &location).await?;
+        let broke_off = |e: E| Error::Upload(format!("the upload of '{}' broke off: {e}", path.as_str()));
+        let mut body = std::pin::pin!(body);
+        // Up to one part is gathered first: a file that fits is written with a single put.
+        let mut first: Vec<Bytes> = Vec::new();
+        let mut written = 0u64;
+        loop {
+            match body.next().await {
+                None => {
+                    self.store.put(&location, first.into_iter().collect::<PutPayload>()).await?;
+                    self.sync(&location).await?;
+                    return Ok(written);
+                }
+                Some(Err(e)) => return Err(broke_off(e)),
+                Some(Ok(chunk)) => {
+                    written += chunk.len() as u64;
+                    first.push(chunk);
+                    if written >= PART_SIZE as u64 {
+                        break;
+                    }
+                }
+            }
+        }
         let upload = self.store.put_multipart(&location).await?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
-        let mut body = std::pin::pin!(body);
-        let mut written = 0u64;
+        for chunk in first {
+            writer.put(chunk);
+        }
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     let _ = writer.abort().await;
-                    return Err(Error::Upload(format!("the upload of '{}' broke off: {e}", path.as_str())));
+                    return Err(broke_off(e));
                 }
             };
             written += chunk.len() as u64;
@@ -158,21 +181,43 @@ impl ArtifactStore {
         Ok(self.store.head(&location(path)).await.map_err(|e| not_found_as(e, path))?.size)
     }
 
-    /// A file cannot sit below a file, nor replace a folder.
+    /// A file cannot sit below a file, nor replace a folder. On a local store every ancestor is
+    /// looked at in one blocking call; a cloud store is asked for each.
     async fn check_can_write(&self, path: &ArtifactPath, location: &Path) -> Result<()> {
+        let below_file =
+            || Error::InvalidPath(format!("'{}' is below a file; a file cannot hold other files", path.as_str()));
+        let is_folder = || Error::InvalidPath(format!("'{}' is a folder; a file cannot replace it", path.as_str()));
         let parts: Vec<PathPart> = location.parts().collect();
+        if let Some(root) = &self.local_root {
+            let mut target = root.clone();
+            target.extend(parts.iter().map(|part| part.as_ref().to_string()));
+            let depth = parts.len();
+            let (file_above, folder_here) = tokio::task::spawn_blocking(move || {
+                let mut ancestor = target.clone();
+                let mut file_above = false;
+                for _ in 1..depth {
+                    ancestor.pop();
+                    file_above |= std::fs::metadata(&ancestor).is_ok_and(|m| m.is_file());
+                }
+                (file_above, std::fs::metadata(&target).is_ok_and(|m| m.is_dir()))
+            })
+            .await
+            .map_err(|e| Error::Upload(format!("checking the destination failed: {e}")))?;
+            return match (file_above, folder_here) {
+                (true, _) => Err(below_file()),
+                (_, true) => Err(is_folder()),
+                _ => Ok(()),
+            };
+        }
         for depth in 1..parts.len() {
             let ancestor = Path::from_iter(parts[..depth].iter().cloned());
             if self.store.head(&ancestor).await.is_ok() {
-                return Err(Error::InvalidPath(format!(
-                    "'{}' is below a file; a file cannot hold other files",
-                    path.as_str()
-                )));
+                return Err(below_file());
             }
         }
         let listing = self.store.list_with_delimiter(Some(location)).await?;
         if !listing.objects.is_empty() || !listing.common_prefixes.is_empty() {
-            return Err(Error::InvalidPath(format!("'{}' is a folder; a file cannot replace it", path.as_str())));
+            return Err(is_folder());
         }
         Ok(())
     }
