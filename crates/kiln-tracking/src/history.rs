@@ -1,12 +1,12 @@
 //! Metric history: the full series of one metric (streamed in chunks, never buffered whole),
 //! and the downsampled series of several runs that charts draw.
 
-use futures_util::TryStreamExt;
 use kiln_core::search::PageToken;
 use sqlx::Row;
 use tokio::sync::mpsc;
 
 use kiln_store::Dialect;
+use kiln_store::query::Sql;
 
 use crate::entities::{Metric, RunMetric};
 use crate::error::{Error, Result};
@@ -215,28 +215,30 @@ impl Tracking {
             .fetch_one(self.store.reader())
             .await?
             .try_get(0)?;
-            let wanted = sample_positions(count as usize, max_results as usize);
-            let mut rows = sqlx::query(
-                "SELECT key, value_key, timestamp, step, is_nan FROM metrics WHERE run_pk = $1 AND key = $2 \
-                 AND step >= $3 AND step <= $4 ORDER BY step, timestamp, value_key, is_nan",
-            )
-            .bind(run_pk)
-            .bind(&q.metric_key)
-            .bind(start)
-            .bind(end)
-            .fetch(self.store.reader());
-            let mut position = 0usize;
-            let mut next = wanted.iter().peekable();
-            while let Some(row) = rows.try_next().await? {
-                match next.peek() {
-                    Some(&&p) if p == position => {
-                        next.next();
-                        out.push(RunMetric { metric: rows::metric(&row, 0)?, run_id: run_id.clone() });
-                    }
-                    None => break,
-                    _ => {}
-                }
-                position += 1;
+            // The database picks the sampled positions (those of sample_positions), so only the
+            // kept points leave it, however long the history.
+            let (n, k) = (count, max_results);
+            let mut sql = Sql::new(
+                self.store.dialect(),
+                "SELECT key, value_key, timestamp, step, is_nan FROM (SELECT key, value_key, timestamp, step, is_nan, \
+                 ROW_NUMBER() OVER (ORDER BY step, timestamp, value_key, is_nan) - 1 AS pos FROM metrics WHERE run_pk = ",
+            );
+            sql.bind_int(run_pk).push(" AND key = ").bind_text(&q.metric_key);
+            sql.push(" AND step >= ").bind_int(start).push(" AND step <= ").bind_int(end).push(") s");
+            if n > k {
+                let (bucket, extra) = (n / k, n % k);
+                let long_end = extra * (bucket + 1);
+                // Bucket b starts at b * bucket + min(b, extra); the last bucket's start gives way
+                // to the last point.
+                sql.push(" WHERE (CASE WHEN pos < ").bind_int(long_end);
+                sql.push(" THEN pos % ").bind_int(bucket + 1).push(" = 0 AND pos / ").bind_int(bucket + 1);
+                sql.push(" < ").bind_int(k - 1).push(" ELSE (pos - ").bind_int(long_end).push(") % ").bind_int(bucket);
+                sql.push(" = 0 AND ").bind_int(extra).push(" + (pos - ").bind_int(long_end).push(") / ").bind_int(bucket);
+                sql.push(" < ").bind_int(k - 1).push(" END) OR pos = ").bind_int(n - 1);
+            }
+            sql.push(" ORDER BY pos");
+            for row in sql.build().fetch_all(self.store.reader()).await? {
+                out.push(RunMetric { metric: rows::metric(&row, 0)?, run_id: run_id.clone() });
             }
         }
         Ok(out)
@@ -250,35 +252,4 @@ async fn flush(tx: &mpsc::Sender<Result<HistoryChunk>>, chunk: &mut Vec<Metric>)
     }
     let points = std::mem::replace(chunk, Vec::with_capacity(CHUNK));
     tx.send(Ok(HistoryChunk::Points(points))).await.is_ok()
-}
-
-/// Which of `n` ordered points a sample of at most `k` keeps: the first point of each of `k`
-/// near-equal buckets (the first `n % k` one larger), with the last point always kept.
-pub(crate) fn sample_positions(n: usize, k: usize) -> Vec<usize> {
-    if n <= k {
-        return (0..n).collect();
-    }
-    let (q, r) = (n / k, n % k);
-    let mut positions: Vec<usize> = (0..k).map(|b| b * q + b.min(r)).collect();
-    if positions.last() != Some(&(n - 1)) {
-        *positions.last_mut().expect("k >= 1") = n - 1;
-    }
-    positions
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sample_positions;
-
-    #[test]
-    fn sampling_matches_mlflow() {
-        assert_eq!(sample_positions(10, 2), vec![0, 9]);
-        assert_eq!(sample_positions(10, 3), vec![0, 4, 9]);
-        assert_eq!(sample_positions(10, 4), vec![0, 3, 6, 9]);
-        assert_eq!(sample_positions(10, 7), vec![0, 2, 4, 6, 7, 8, 9]);
-        assert_eq!(sample_positions(10, 1), vec![9]);
-        assert_eq!(sample_positions(5, 3), vec![0, 2, 4]);
-        assert_eq!(sample_positions(3, 10), vec![0, 1, 2]);
-        assert_eq!(sample_positions(0, 10), Vec::<usize>::new());
-    }
 }

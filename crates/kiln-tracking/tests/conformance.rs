@@ -495,6 +495,46 @@ async fn bulk_interval_sampling(t: Tracking) {
     assert_eq!(ranged.iter().map(|m| m.metric.step).collect::<Vec<_>>(), vec![2, 3, 4]);
     let bad = BulkIntervalQuery { run_ids: vec![a.clone()], metric_key: "m".into(), start_step: Some(1), ..BulkIntervalQuery::default() };
     assert!(t.metric_history_bulk_interval(bad).await.is_err());
+
+    // Every sample size over histories of a few lengths keeps exactly MLflow's points.
+    for n in [1i64, 2, 10, 23, 64] {
+        let run = new_run(&t, &id, &format!("n{n}"), 3).await;
+        t.log_batch(&run, Batch { metrics: (0..n).map(|i| metric("s", i as f64, i, i)).collect(), ..Batch::default() })
+            .await
+            .unwrap();
+        for k in 1..=n + 1 {
+            let q = BulkIntervalQuery { run_ids: vec![run.clone()], metric_key: "s".into(), max_results: Some(k), ..BulkIntervalQuery::default() };
+            let steps: Vec<i64> = t.metric_history_bulk_interval(q).await.unwrap().iter().map(|m| m.metric.step).collect();
+            let expected: Vec<i64> = sample_positions(n as usize, k as usize).into_iter().map(|p| p as i64).collect();
+            assert_eq!(steps, expected, "{n} points sampled to {k}");
+        }
+    }
+}
+
+/// MLflow's sampling of `n` ordered points down to at most `k`: the first point of each of `k`
+/// near-equal buckets (the first `n % k` one larger), with the last point always kept.
+fn sample_positions(n: usize, k: usize) -> Vec<usize> {
+    if n <= k {
+        return (0..n).collect();
+    }
+    let (q, r) = (n / k, n % k);
+    let mut positions: Vec<usize> = (0..k).map(|b| b * q + b.min(r)).collect();
+    if positions.last() != Some(&(n - 1)) {
+        *positions.last_mut().expect("k >= 1") = n - 1;
+    }
+    positions
+}
+
+#[test]
+fn sampling_matches_mlflow() {
+    assert_eq!(sample_positions(10, 2), vec![0, 9]);
+    assert_eq!(sample_positions(10, 3), vec![0, 4, 9]);
+    assert_eq!(sample_positions(10, 4), vec![0, 3, 6, 9]);
+    assert_eq!(sample_positions(10, 7), vec![0, 2, 4, 6, 7, 8, 9]);
+    assert_eq!(sample_positions(10, 1), vec![9]);
+    assert_eq!(sample_positions(5, 3), vec![0, 2, 4]);
+    assert_eq!(sample_positions(3, 10), vec![0, 1, 2]);
+    assert_eq!(sample_positions(0, 10), Vec::<usize>::new());
 }
 
 async fn datasets_and_outputs(t: Tracking) {
