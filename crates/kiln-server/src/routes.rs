@@ -4,7 +4,7 @@
 use axum::Router;
 use axum::routing::{MethodFilter, MethodRouter, on};
 
-use crate::{AppState, meta, mlflow};
+use crate::{AppState, meta, mlflow, ui};
 
 /// What a permission is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,7 @@ impl RouteTable {
 pub fn table() -> RouteTable {
     let t = RouteTable::new();
     let t = meta::routes(t);
+    let t = ui::routes(t);
     mlflow::routes(t)
 }
 
