@@ -2,6 +2,7 @@
 //! through [`ArtifactPath::parse`], the one place that decides what may be read or written.
 //! Files are stored through the `object_store` crate: a local folder, S3, GCS or Azure.
 
+mod local;
 mod path;
 mod store;
 mod uploads;

@@ -93,8 +93,9 @@ impl ArtifactStore {
     }
 
     /// Writes a file from a stream of chunks without holding it in memory; the file appears
-    /// whole under its name only when the stream has ended, or not at all, and is on disk
-    /// (file and folder entry synced) before this returns.
+    /// whole under its name only when the stream has ended, or not at all. On a local store it
+    /// is written to a temporary file, synced, renamed into place and its folder synced before
+    /// this returns; a cloud store's upload is durable once it completes.
     pub async fn put<S, E>(&self, path: &ArtifactPath, body: S) -> Result<u64>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send,
@@ -105,6 +106,11 @@ impl ArtifactStore {
         }
         let location = location(path);
         self.check_can_write(path, &location).await?;
+        if let Some(root) = &self.local_root {
+            let mut target = root.clone();
+            target.extend(location.parts().map(|part| part.as_ref().to_string()));
+            return crate::local::write_file(target, body, path.as_str()).await;
+        }
         let broke_off = |e: E| Error::Upload(format!("the upload of '{}' broke off: {e}", path.as_str()));
         let mut body = std::pin::pin!(body);
         // Up to one part is gathered first: a file that fits is written with a single put.
@@ -114,7 +120,6 @@ impl ArtifactStore {
             match body.next().await {
                 None => {
                     self.store.put(&location, first.into_iter().collect::<PutPayload>()).await?;
-                    self.sync(&location).await?;
                     return Ok(written);
                 }
                 Some(Err(e)) => return Err(broke_off(e)),
@@ -147,28 +152,7 @@ impl ArtifactStore {
             writer.put(chunk);
         }
         writer.finish().await?;
-        self.sync(&location).await?;
         Ok(written)
-    }
-
-    /// Flushes a written local file and the folder entry naming it to the disk. A cloud store's
-    /// upload is durable once it completes.
-    async fn sync(&self, location: &Path) -> Result<()> {
-        let Some(root) = &self.local_root else {
-            return Ok(());
-        };
-        let mut file = root.clone();
-        file.extend(location.parts().map(|part| part.as_ref().to_string()));
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::File::open(&file)?.sync_all()?;
-            if let Some(folder) = file.parent() {
-                std::fs::File::open(folder)?.sync_all()?;
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| Error::Upload(format!("syncing the upload to disk failed: {e}")))?
-        .map_err(|e| Error::Upload(format!("syncing the upload to disk failed: {e}")))
     }
 
     /// Refuses a destination a file cannot be written to (below a file, or a folder).

@@ -2,7 +2,7 @@
 //! nothing outside the root can be reached.
 
 use bytes::Bytes;
-use futures_util::{TryStreamExt, stream};
+use futures_util::{StreamExt, TryStreamExt, stream};
 use kiln_artifacts::{ArtifactPath, ArtifactStore, FileInfo, MAX_UPLOAD_PARTS, UploadPart};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -86,6 +86,14 @@ async fn a_broken_upload_leaves_nothing() {
     assert!(store.put(&p("x/file.bin"), body).await.is_err());
     assert!(store.get(&p("x/file.bin")).await.is_err());
     assert!(!dir.join("x/file.bin").exists());
+    let leftovers = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(leftovers(&dir.join("x")), 0, "no temporary file is left");
+
+    // An upload abandoned mid-stream (the client went away) leaves nothing either.
+    let endless = stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(vec![7u8; 9 << 20]))]).chain(stream::pending());
+    let abandoned = tokio::time::timeout(std::time::Duration::from_millis(300), store.put(&p("y/file.bin"), endless)).await;
+    assert!(abandoned.is_err(), "the upload was still waiting for data");
+    assert_eq!(leftovers(&dir.join("y")), 0, "an abandoned upload's temporary file is removed");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -1,0 +1,97 @@
+//! Writing a file into a local store so that it is never seen half-written, even after a power
+//! loss: the bytes go to a temporary file beside the destination, which is synced to disk,
+//! then renamed over the destination, and the folder's entry is synced too. The temporary
+//! name ends in `#` and digits, which no artifact path may contain and which the store's
+//! listings leave out as an upload in progress.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+use crate::{Error, Result};
+
+/// Bytes gathered before they are written, so a write is one blocking call per part.
+const WRITE_SIZE: usize = 8 * 1024 * 1024;
+
+/// Removes the temporary file unless the write completed (a failed or abandoned upload).
+struct Staged {
+    path: PathBuf,
+    done: bool,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Upload(format!("{what}: {e}"))
+}
+
+async fn blocking<T: Send + 'static>(what: &'static str, f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| failed(what, e))?.map_err(|e| failed(what, e))
+}
+
+/// Streams `body` into `target` (temporary file, fsync, rename, fsync of the folder); answers
+/// the number of bytes written. `what` names the upload in errors.
+pub(crate) async fn write_file<S, E>(target: PathBuf, body: S, what: &str) -> Result<u64>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Send,
+    E: std::fmt::Display,
+{
+    let folder = target.parent().map(PathBuf::from).ok_or_else(|| Error::InvalidPath("An upload needs a file name".into()))?;
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let staged_path = folder.join(format!("{name}#{}", uuid::Uuid::new_v4().as_u128() % 10u128.pow(20)));
+    let (open_folder, open_path) = (folder.clone(), staged_path.clone());
+    let mut file = blocking("creating the upload's file failed", move || {
+        std::fs::create_dir_all(&open_folder)?;
+        File::options().write(true).create_new(true).open(&open_path)
+    })
+    .await?;
+    let mut staged = Staged { path: staged_path, done: false };
+
+    let mut body = std::pin::pin!(body);
+    let mut pending: Vec<Bytes> = Vec::new();
+    let mut pending_len = 0usize;
+    let mut written = 0u64;
+    loop {
+        let next = body.next().await;
+        let end = next.is_none();
+        if let Some(chunk) = next {
+            let chunk = chunk.map_err(|e| Error::Upload(format!("the upload of '{what}' broke off: {e}")))?;
+            pending_len += chunk.len();
+            written += chunk.len() as u64;
+            pending.push(chunk);
+        }
+        if pending_len >= WRITE_SIZE || (end && !pending.is_empty()) {
+            let parts = std::mem::take(&mut pending);
+            pending_len = 0;
+            file = blocking("writing the upload failed", move || {
+                for part in &parts {
+                    file.write_all(part)?;
+                }
+                Ok(file)
+            })
+            .await?;
+        }
+        if end {
+            break;
+        }
+    }
+    let (from, to) = (staged.path.clone(), target);
+    blocking("syncing the upload to disk failed", move || {
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&from, &to)?;
+        File::open(&folder)?.sync_all()
+    })
+    .await?;
+    staged.done = true;
+    Ok(written)
+}
