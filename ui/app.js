@@ -416,9 +416,17 @@ async function runPage(gen, runId) {
     for (const box of [...chartsBox.children]) if (!charted.has(box.dataset.metric)) box.remove();
   }
 
-  const metricRows = metrics.map((m) => h("tr", {},
+  const metricRow = (m) => h("tr", {},
     h("td", {}, h("input", { type: "checkbox", checked: charted.has(m.key), "aria-label": `Chart ${m.key}`, onchange: (e) => { e.target.checked ? charted.add(m.key) : charted.delete(m.key); drawCharts(); } })),
-    h("td", {}, m.key), h("td", { class: "num" }, fmt.value(m.value === "NaN" ? NaN : m.value)), h("td", { class: "num" }, m.step), h("td", {}, fmt.time(m.timestamp))));
+    h("td", {}, m.key), h("td", { class: "num" }, fmt.value(m.value === "NaN" ? NaN : m.value)), h("td", { class: "num" }, m.step), h("td", {}, fmt.time(m.timestamp)));
+  // A live run's metrics table is refilled on every poll (new keys are charted while fewer than four are).
+  const knownMetrics = new Set(metrics.map((m) => m.key));
+  const metricsBody = h("tbody", {}, metrics.map(metricRow));
+  const metricsSection = h("div", { id: "metrics-section" });
+  const fillMetrics = () => metricsSection.replaceChildren(...(metricsBody.childElementCount ? [controls.el, chartsBox,
+    h("div", { class: "scroll" }, h("table", { class: "grid", id: "metrics" }, h("thead", {}, h("tr", {}, h("th", {}, "Chart"), h("th", {}, "Metric"), h("th", {}, "Latest"), h("th", {}, "Step"), h("th", {}, "Logged"))), metricsBody))]
+    : [h("p", { class: "muted" }, "No metrics.")]));
+  fillMetrics();
 
   const datasets = (run.inputs?.dataset_inputs || []).map((d) => h("tr", {},
     h("td", {}, d.dataset.name), h("td", { class: "mono" }, d.dataset.digest), h("td", {}, d.dataset.source_type),
@@ -436,9 +444,7 @@ async function runPage(gen, runId) {
       h("dt", {}, "Artifacts"), h("dd", { class: "mono" }, info.artifact_uri),
       info.lifecycle_stage === "deleted" ? [h("dt", {}, "State"), h("dd", {}, "deleted")] : null),
     h("h2", {}, "Metrics"),
-    metrics.length ? [controls.el, chartsBox,
-      h("div", { class: "scroll" }, h("table", { class: "grid", id: "metrics" }, h("thead", {}, h("tr", {}, h("th", {}, "Chart"), h("th", {}, "Metric"), h("th", {}, "Latest"), h("th", {}, "Step"), h("th", {}, "Logged"))), h("tbody", {}, metricRows)))]
-      : h("p", { class: "muted" }, "No metrics."),
+    metricsSection,
     h("div", { class: "cols" },
       h("section", { class: "card" }, h("h2", {}, "Parameters"), params.length ? h("table", { class: "grid", id: "params" }, h("tbody", {}, params.map((p) => h("tr", {}, h("td", {}, p.key), h("td", { class: "mono" }, p.value))))) : h("p", { class: "muted" }, "No parameters.")),
       h("section", { class: "card" }, h("h2", {}, "Tags"), tags.length ? h("table", { class: "grid", id: "tags" }, h("tbody", {}, tags.map((t) => h("tr", {}, h("td", {}, t.key), h("td", { class: "mono" }, t.value))))) : h("p", { class: "muted" }, "No tags."))),
@@ -455,7 +461,14 @@ async function runPage(gen, runId) {
       try {
         const fresh = (await api("GET", "runs/get", { run_id: runId })).run;
         if (!current(gen)) return;
-        document.getElementById("run-status").textContent = fresh.info.status;
+        const pill = document.getElementById("run-status");
+        pill.textContent = fresh.info.status;
+        pill.className = `pill ${fresh.info.status}`;
+        const latest = [...(fresh.data.metrics || [])].sort((a, b) => a.key.localeCompare(b.key));
+        for (const m of latest) if (!knownMetrics.has(m.key)) { knownMetrics.add(m.key); if (charted.size < 4) charted.add(m.key); }
+        const hadMetrics = metricsBody.childElementCount > 0;
+        metricsBody.replaceChildren(...latest.map(metricRow));
+        if (!hadMetrics && latest.length) fillMetrics();
         await drawCharts();
         if (fresh.info.status !== "RUNNING") clearInterval(timer);
       } catch (e) { /* the next tick tries again */ }
