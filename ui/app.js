@@ -365,13 +365,16 @@ function seriesFrom(points, xKind) {
 }
 
 /// Chart controls shared by the charts of one page: x axis, log scale, smoothing.
-function chartControls(onChange) {
-  const settings = { xKind: "step", yLog: false, smoothing: 0 };
+function chartControls(onChange, { combine = false } = {}) {
+  const settings = { xKind: "step", yLog: false, smoothing: 0, combined: false };
   const xSelect = h("select", { "aria-label": "X axis", onchange: (e) => { settings.xKind = e.target.value; onChange(); } },
     h("option", { value: "step" }, "Step"), h("option", { value: "time" }, "Time"), h("option", { value: "relative" }, "Relative time"));
   const log = h("input", { type: "checkbox", onchange: (e) => { settings.yLog = e.target.checked; onChange(); } });
   const smooth = h("input", { type: "range", min: "0", max: "0.99", step: "0.01", value: "0", "aria-label": "Smoothing", oninput: (e) => { settings.smoothing = Number(e.target.value); onChange(); } });
-  const el = h("div", { class: "chart-controls" }, h("label", {}, "X axis ", xSelect), h("label", {}, log, " Log scale"), h("label", {}, "Smoothing ", smooth));
+  const together = combine
+    ? h("label", {}, h("input", { type: "checkbox", id: "combine-metrics", onchange: (e) => { settings.combined = e.target.checked; onChange(); } }), " One chart for all charted metrics")
+    : null;
+  const el = h("div", { class: "chart-controls" }, h("label", {}, "X axis ", xSelect), h("label", {}, log, " Log scale"), h("label", {}, "Smoothing ", smooth), together);
   return { el, settings };
 }
 
@@ -396,24 +399,37 @@ async function runPage(gen, runId) {
   const charted = new Set(metrics.slice(0, 4).map((m) => m.key));
   const chartsBox = h("div", { class: "cols", id: "charts" });
   const charts = new Map();
-  const controls = chartControls(() => drawCharts());
+  const controls = chartControls(() => drawCharts(), { combine: true });
+  // Not a possible metric key (keys never hold "*"), so it names the chart of all metrics.
+  const ALL = "*combined";
+
+  function place(key, title, series) {
+    const settings = controls.settings;
+    const options = { title, series, xKind: settings.xKind, yLog: settings.yLog, smoothing: settings.smoothing, height: 280 };
+    if (charts.has(key)) charts.get(key).update(options);
+    else {
+      const box = h("div", { class: "card chart-box", dataset: { metric: key } });
+      chartsBox.append(box);
+      charts.set(key, makeChart(box, title, series, settings));
+    }
+  }
 
   async function drawCharts() {
     const keys = [...charted];
     const data = await Promise.all(keys.map((k) => histories([runId], k).then((m) => [k, m.get(runId)])));
     if (!current(gen)) return;
-    for (const [key, chart] of charts) if (!charted.has(key)) { chart.destroy(); charts.delete(key); }
-    for (const [key, points] of data) {
-      const series = [{ name: key, color: PALETTE[0], points: seriesFrom(points, controls.settings.xKind) }];
-      const options = { title: key, series, xKind: controls.settings.xKind, yLog: controls.settings.yLog, smoothing: controls.settings.smoothing, height: 280 };
-      if (charts.has(key)) charts.get(key).update(options);
-      else {
-        const box = h("div", { class: "card chart-box", dataset: { metric: key } });
-        chartsBox.append(box);
-        charts.set(key, makeChart(box, key, series, controls.settings));
-      }
+    const combined = controls.settings.combined && keys.length > 0;
+    const shown = new Set(combined ? [ALL] : keys);
+    for (const [key, chart] of charts) if (!shown.has(key)) { chart.destroy(); charts.delete(key); }
+    for (const box of [...chartsBox.children]) if (!shown.has(box.dataset.metric)) box.remove();
+    if (combined) {
+      const series = data.map(([key, points], i) => ({ name: key, color: PALETTE[i % PALETTE.length], points: seriesFrom(points, controls.settings.xKind) }));
+      place(ALL, keys.join(", "), series);
+      return;
     }
-    for (const box of [...chartsBox.children]) if (!charted.has(box.dataset.metric)) box.remove();
+    for (const [key, points] of data) {
+      place(key, key, [{ name: key, color: PALETTE[0], points: seriesFrom(points, controls.settings.xKind) }]);
+    }
   }
 
   const metricRow = (m) => h("tr", {},
@@ -598,17 +614,24 @@ async function comparePage(gen, query) {
   // Overlaid history of one metric.
   const chartBox = h("div", { class: "card chart-box", id: "compare-chart" });
   let chart = null;
-  const metricSelect = h("select", { "aria-label": "Metric to chart", onchange: () => drawOverlay() }, metricKeys.map((k) => h("option", { value: k }, k)));
+  const metricSelect = h("select", { "aria-label": "Metrics to chart (several with Ctrl or Shift)", multiple: true, size: String(Math.min(4, Math.max(2, metricKeys.length))), onchange: () => drawOverlay() },
+    metricKeys.map((k, i) => h("option", { value: k, selected: i === 0 }, k)));
   const controls = chartControls(() => drawOverlay());
   async function drawOverlay() {
-    const key = metricSelect.value;
-    if (!key) return;
-    const byRun = await histories(ids, key);
+    const keys = [...metricSelect.selectedOptions].map((o) => o.value);
+    if (!keys.length) return;
+    const byKey = await Promise.all(keys.map((key) => histories(ids, key)));
     if (!current(gen)) return;
-    const series = runs.map((r, i) => ({ name: name(r), color: PALETTE[i % PALETTE.length], points: seriesFrom(byRun.get(r.info.run_id) || [], controls.settings.xKind) }));
-    const options = { title: key, series, xKind: controls.settings.xKind, yLog: controls.settings.yLog, smoothing: controls.settings.smoothing, height: 320 };
+    const series = [];
+    keys.forEach((key, j) => runs.forEach((r, i) => series.push({
+      name: keys.length > 1 ? `${name(r)} · ${key}` : name(r),
+      color: PALETTE[(i + j * runs.length) % PALETTE.length],
+      points: seriesFrom(byKey[j].get(r.info.run_id) || [], controls.settings.xKind),
+    })));
+    const title = keys.join(", ");
+    const options = { title, series, xKind: controls.settings.xKind, yLog: controls.settings.yLog, smoothing: controls.settings.smoothing, height: 320 };
     if (chart) chart.update(options);
-    else chart = makeChart(chartBox, key, series, controls.settings);
+    else chart = makeChart(chartBox, title, series, controls.settings);
   }
 
   // Parallel coordinates of the params against a metric, and a scatter plot of any two fields.
@@ -719,7 +742,7 @@ async function comparePage(gen, query) {
     h("div", { class: "crumbs" }, h("a", { href: "#/experiments" }, "Experiments"), query.get("experiment") ? [" / ", h("a", { href: `#/experiments/${query.get("experiment")}` }, "Runs")] : null, " / Compare"),
     h("h1", {}, `Compare ${runs.length} runs`),
     h("div", { class: "scroll" }, table),
-    metricKeys.length ? [h("h2", {}, "Metric history"), h("div", { class: "chart-controls" }, h("label", {}, "Metric ", metricSelect)), controls.el, chartBox] : null,
+    metricKeys.length ? [h("h2", {}, "Metric history"), h("div", { class: "chart-controls" }, h("label", {}, "Metrics ", metricSelect)), controls.el, chartBox] : null,
     h("div", { class: "cols" },
       h("section", { class: "card" }, h("h2", {}, "Parallel coordinates"), h("div", { class: "chart-controls" }, h("label", {}, "Metric ", pcMetric)), pcCanvas),
       h("section", { class: "card" }, h("h2", {}, "Scatter"), h("div", { class: "chart-controls" }, h("label", {}, "X ", xSel), h("label", {}, "Y ", ySel)), scCanvas)),

@@ -665,6 +665,16 @@ def test_compare(browser, seeded):
     b.assert_drawn(box, "the overlay chart")
     legend = b.js("return [...arguments[0].querySelectorAll('.kiln-chart-legend-item')].map((e) => e.textContent)", box)
     assert sorted(legend) == sorted(picked)
+    # Several metrics of several runs on one chart.
+    from selenium.webdriver.support.ui import Select
+    metrics = Select(b.find("select[aria-label^='Metrics to chart']"))
+    metrics.deselect_all()
+    for key in ("acc", "loss"):
+        metrics.select_by_value(key)
+    b.wait(lambda: len(b.js("return [...arguments[0].querySelectorAll('.kiln-chart-legend-item')]", box)) == 6,
+           "a series per run and metric")
+    legend = b.js("return [...arguments[0].querySelectorAll('.kiln-chart-legend-item')].map((e) => e.textContent)", box)
+    assert sorted(legend) == sorted(f"{n} · {k}" for n in picked for k in ("acc", "loss")), legend
     for canvas_id in ("parallel", "scatter"):
         canvas = b.wait(lambda: b.js(f"const c = document.getElementById('{canvas_id}'); "
                                      "return c && c.dataset.rendered === '1' ? c : null"), f"#{canvas_id}")
@@ -713,6 +723,18 @@ def test_run_page(browser, seeded, server):
     rerenders(lambda: Select(b.find("select[aria-label='X axis']")).select_by_value("time"), "a time axis")
     rerenders(lambda: b.xpath("//label[contains(., 'Log scale')]/input").click(), "a log scale")
     b.check_console("the run page's charts")
+
+    # Several metrics on one chart, and back to one chart per metric.
+    b.find("#combine-metrics").click()
+    combined, drawn = b.chart("#charts .chart-box[data-metric='*combined']")
+    assert drawn > 0
+    b.assert_drawn(combined, "the combined chart")
+    legend = b.js("return [...arguments[0].querySelectorAll('.kiln-chart-legend-item')].map((e) => e.textContent)", combined)
+    assert sorted(legend) == ["acc", "loss"], legend
+    assert len(b.finds("#charts .chart-box")) == 1
+    b.find("#combine-metrics").click()
+    b.wait(lambda: len(b.finds("#charts .chart-box")) == 2, "one chart per metric again")
+    b.check_console("the run page's combined chart")
 
     # Artifacts: open the folder, preview each kind of file.
     folder = b.wait(lambda: next((e for e in b.finds("#artifact-tree button") if e.text.endswith("reports")), None),
