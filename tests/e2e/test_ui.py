@@ -998,9 +998,6 @@ def test_perf_runs_table(browser, many_runs, announce):
     assert max(sorts) < 500, f"sorting 10,000 runs by loss took {[round(t) for t in sorts]} ms (limit 500 ms)"
 
 
-@pytest.mark.xfail(strict=True, reason="the issue's limit is 1 s; the server's sampled history of 1,000,000 points "
-                   "takes about 1.3 s on this machine (a window query numbering every point in step order), "
-                   "so this fails until that query is made faster; strict, so it turns red once it passes")
 def test_perf_million_point_chart(browser, big_run, announce):
     b = browser
     b.open("/experiments", "#experiments")

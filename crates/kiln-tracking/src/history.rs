@@ -19,6 +19,10 @@ const CHUNK: usize = 2048;
 
 pub const MAX_BULK_RUNS: usize = 100;
 pub const MAX_BULK_RESULTS: i64 = 2500;
+/// Longest history the bulk interval samples exactly as MLflow does (numbering every point in
+/// step order); a longer one is sampled at an even stride in logging order, which reads the
+/// index once without sorting.
+pub const EXACT_SAMPLE_LIMIT: i64 = 100_000;
 
 /// A piece of a metric history as it streams out.
 #[derive(Debug)]
@@ -215,33 +219,90 @@ impl Tracking {
             .fetch_one(self.store.reader())
             .await?
             .try_get(0)?;
-            // The database picks the sampled positions (those of sample_positions), so only the
-            // kept points leave it, however long the history.
-            let (n, k) = (count, max_results);
-            let mut sql = Sql::new(
-                self.store.dialect(),
-                "SELECT key, value_key, timestamp, step, is_nan FROM (SELECT key, value_key, timestamp, step, is_nan, \
-                 ROW_NUMBER() OVER (ORDER BY step, timestamp, value_key, is_nan) - 1 AS pos FROM metrics WHERE run_pk = ",
-            );
-            sql.bind_int(run_pk).push(" AND key = ").bind_text(&q.metric_key);
-            sql.push(" AND step >= ").bind_int(start).push(" AND step <= ").bind_int(end).push(") s");
-            if n > k {
-                let (bucket, extra) = (n / k, n % k);
-                let long_end = extra * (bucket + 1);
-                // Bucket b starts at b * bucket + min(b, extra); the last bucket's start gives way
-                // to the last point.
-                sql.push(" WHERE (CASE WHEN pos < ").bind_int(long_end);
-                sql.push(" THEN pos % ").bind_int(bucket + 1).push(" = 0 AND pos / ").bind_int(bucket + 1);
-                sql.push(" < ").bind_int(k - 1).push(" ELSE (pos - ").bind_int(long_end).push(") % ").bind_int(bucket);
-                sql.push(" = 0 AND ").bind_int(extra).push(" + (pos - ").bind_int(long_end).push(") / ").bind_int(bucket);
-                sql.push(" < ").bind_int(k - 1).push(" END) OR pos = ").bind_int(n - 1);
-            }
-            sql.push(" ORDER BY pos");
-            for row in sql.build().fetch_all(self.store.reader()).await? {
-                out.push(RunMetric { metric: rows::metric(&row, 0)?, run_id: run_id.clone() });
-            }
+            let points = if count > EXACT_SAMPLE_LIMIT && count > max_results {
+                self.stride_sample(run_pk, &q.metric_key, (start, end), count, max_results).await?
+            } else {
+                self.exact_sample(run_pk, &q.metric_key, (start, end), count, max_results).await?
+            };
+            out.extend(points.into_iter().map(|metric| RunMetric { metric, run_id: run_id.clone() }));
         }
         Ok(out)
+    }
+
+    /// MLflow's sample, exactly: the points at the positions sample_positions keeps, in step
+    /// order, chosen by the database so only the kept points leave it.
+    async fn exact_sample(&self, run_pk: i64, key: &str, (start, end): (i64, i64), n: i64, k: i64) -> Result<Vec<Metric>> {
+        let mut sql = Sql::new(
+            self.store.dialect(),
+            "SELECT key, value_key, timestamp, step, is_nan FROM (SELECT key, value_key, timestamp, step, is_nan, \
+             ROW_NUMBER() OVER (ORDER BY step, timestamp, value_key, is_nan) - 1 AS pos FROM metrics WHERE run_pk = ",
+        );
+        sql.bind_int(run_pk).push(" AND key = ").bind_text(key);
+        sql.push(" AND step >= ").bind_int(start).push(" AND step <= ").bind_int(end).push(") s");
+        if n > k {
+            let (bucket, extra) = (n / k, n % k);
+            let long_end = extra * (bucket + 1);
+            // Bucket b starts at b * bucket + min(b, extra); the last bucket's start gives way
+            // to the last point.
+            sql.push(" WHERE (CASE WHEN pos < ").bind_int(long_end);
+            sql.push(" THEN pos % ").bind_int(bucket + 1).push(" = 0 AND pos / ").bind_int(bucket + 1);
+            sql.push(" < ").bind_int(k - 1).push(" ELSE (pos - ").bind_int(long_end).push(") % ").bind_int(bucket);
+            sql.push(" = 0 AND ").bind_int(extra).push(" + (pos - ").bind_int(long_end).push(") / ").bind_int(bucket);
+            sql.push(" < ").bind_int(k - 1).push(" END) OR pos = ").bind_int(n - 1);
+        }
+        sql.push(" ORDER BY pos");
+        sql.build().fetch_all(self.store.reader()).await?.iter().map(|row| rows::metric(row, 0)).collect()
+    }
+
+    /// A sample of a long history: the first and last points in step order, as MLflow keeps
+    /// them, and between them one point at every `stride`-th timestamp in logging order (the
+    /// metrics table's own order, so nothing is sorted or numbered: each sampled timestamp is
+    /// found from the one before by skipping `stride - 1` index entries). At most `k` points,
+    /// answered in step order.
+    async fn stride_sample(&self, run_pk: i64, key: &str, (start, end): (i64, i64), n: i64, k: i64) -> Result<Vec<Metric>> {
+        let in_range = |sql: &mut Sql, table: &str| {
+            sql.push(&format!("{table}.run_pk = ")).bind_int(run_pk).push(&format!(" AND {table}.key = ")).bind_text(key);
+            sql.push(&format!(" AND {table}.step >= ")).bind_int(start).push(&format!(" AND {table}.step <= ")).bind_int(end);
+        };
+        let mut points: Vec<Metric> = Vec::new();
+        if k > 2 {
+            let inner = k - 2;
+            let stride = ((n + inner - 1) / inner).max(1);
+            let mut sql =
+                Sql::new(self.store.dialect(), "WITH RECURSIVE s (i, ts) AS (SELECT 0, (SELECT MIN(m.timestamp) FROM metrics m WHERE ");
+            in_range(&mut sql, "m");
+            sql.push(") UNION ALL SELECT s.i + 1, (SELECT x.timestamp FROM metrics x WHERE ");
+            in_range(&mut sql, "x");
+            sql.push(" AND x.timestamp > s.ts ORDER BY x.timestamp LIMIT 1 OFFSET ").bind_int(stride - 1);
+            sql.push(") FROM s WHERE s.ts IS NOT NULL AND s.i + 1 < ").bind_int(inner);
+            // CROSS JOIN keeps the sampled timestamps as the outer loop (SQLite otherwise may scan
+            // every point and look each up among the samples).
+            sql.push(") SELECT m.key, m.value_key, m.timestamp, m.step, m.is_nan FROM s CROSS JOIN metrics m WHERE m.timestamp = s.ts AND ");
+            in_range(&mut sql, "m");
+            for row in sql.build().fetch_all(self.store.reader()).await? {
+                let point = rows::metric(&row, 0)?;
+                // One point per sampled timestamp: the first in step order.
+                match points.iter_mut().find(|p| p.timestamp == point.timestamp) {
+                    Some(p) if (point.step, point.value.to_bits()) < (p.step, p.value.to_bits()) => *p = point,
+                    Some(_) => {}
+                    None => points.push(point),
+                }
+            }
+        }
+        for direction in ["DESC", "ASC"].into_iter().take(k.min(2) as usize) {
+            let mut sql = Sql::new(self.store.dialect(), "SELECT key, value_key, timestamp, step, is_nan FROM metrics m WHERE ");
+            in_range(&mut sql, "m");
+            sql.push(&format!(
+                " ORDER BY m.step {direction}, m.timestamp {direction}, m.value_key {direction}, m.is_nan {direction} LIMIT 1"
+            ));
+            if let Some(row) = sql.build().fetch_optional(self.store.reader()).await? {
+                points.push(rows::metric(&row, 0)?);
+            }
+        }
+        let order = |m: &Metric| (m.step, m.timestamp, m.value.to_bits());
+        points.sort_by_key(order);
+        points.dedup_by_key(|m| order(m));
+        Ok(points)
     }
 }
 

@@ -16,7 +16,7 @@ mod validation;
 
 pub use entities::*;
 pub use error::{Error, Result};
-pub use history::{BulkIntervalQuery, HistoryChunk};
+pub use history::{BulkIntervalQuery, EXACT_SAMPLE_LIMIT, HistoryChunk};
 pub use logging::Batch;
 pub use models::{
     CreateLoggedModel, DatasetFilter, LoggedModel, LoggedModelData, LoggedModelInfo, LoggedModelOrder, LoggedModelPage,

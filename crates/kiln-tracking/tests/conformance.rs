@@ -80,6 +80,7 @@ conformance!(
     doubles_round_trip_exactly,
     logged_models_lifecycle,
     logged_model_search,
+    long_histories_are_sampled_at_a_stride,
 );
 
 fn tag(key: &str, value: &str) -> Tag {
@@ -509,6 +510,30 @@ async fn bulk_interval_sampling(t: Tracking) {
             assert_eq!(steps, expected, "{n} points sampled to {k}");
         }
     }
+}
+
+async fn long_histories_are_sampled_at_a_stride(t: Tracking) {
+    let id = t.create_experiment("long", None, &[]).await.unwrap();
+    let run = new_run(&t, &id, "long", 1).await;
+    let n = EXACT_SAMPLE_LIMIT + 20_001;
+    // Logged in reverse step order, so logging order and step order disagree.
+    let points: Vec<Metric> = (0..n).map(|i| metric("m", i as f64, 1_000 + i, n - 1 - i)).collect();
+    for chunk in points.chunks(1000) {
+        t.log_batch(&run, Batch { metrics: chunk.to_vec(), ..Batch::default() }).await.unwrap();
+    }
+    let sample = |k: i64| {
+        let t = t.clone();
+        let q = BulkIntervalQuery { run_ids: vec![run.clone()], metric_key: "m".into(), max_results: Some(k), ..BulkIntervalQuery::default() };
+        async move { t.metric_history_bulk_interval(q).await.unwrap().into_iter().map(|m| m.metric.step).collect::<Vec<i64>>() }
+    };
+    let steps = sample(2500).await;
+    assert!(steps.len() <= 2500 && steps.len() >= 2400, "{} points", steps.len());
+    assert_eq!((steps[0], *steps.last().unwrap()), (0, n - 1), "the first and last points are kept");
+    assert!(steps.windows(2).all(|w| w[0] < w[1]), "answered in step order");
+    let widest = steps.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(widest <= (n - 1) / 2498 + 1, "evenly spread: widest gap {widest}");
+    assert_eq!(sample(1).await, vec![n - 1], "one point: the last in step order");
+    assert_eq!(sample(2).await, vec![0, n - 1]);
 }
 
 /// MLflow's sampling of `n` ordered points down to at most `k`: the first point of each of `k`
