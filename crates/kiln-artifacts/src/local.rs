@@ -49,14 +49,17 @@ where
     let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let staged_path = folder.join(format!("{name}#{}", uuid::Uuid::new_v4().as_u128() % 10u128.pow(20)));
     let (open_folder, open_path) = (folder.clone(), staged_path.clone());
-    let mut file = blocking("creating the upload's file failed", move || {
+    let file = blocking("creating the upload's file failed", move || {
         std::fs::create_dir_all(&open_folder)?;
         File::options().write(true).create_new(true).open(&open_path)
     })
     .await?;
     let mut staged = Staged { path: staged_path, done: false };
 
+    // Writing a part runs while the next one arrives: one write in flight at a time.
     let mut body = std::pin::pin!(body);
+    let mut idle = Some(file);
+    let mut writing: Option<tokio::task::JoinHandle<std::io::Result<File>>> = None;
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_len = 0usize;
     let mut written = 0u64;
@@ -70,20 +73,27 @@ where
             pending.push(chunk);
         }
         if pending_len >= WRITE_SIZE || (end && !pending.is_empty()) {
+            let mut file = match writing.take() {
+                Some(task) => task.await.map_err(|e| failed("writing the upload failed", e))?.map_err(|e| failed("writing the upload failed", e))?,
+                None => idle.take().expect("the file is idle when no write is in flight"),
+            };
             let parts = std::mem::take(&mut pending);
             pending_len = 0;
-            file = blocking("writing the upload failed", move || {
+            writing = Some(tokio::task::spawn_blocking(move || {
                 for part in &parts {
                     file.write_all(part)?;
                 }
                 Ok(file)
-            })
-            .await?;
+            }));
         }
         if end {
             break;
         }
     }
+    let file = match writing.take() {
+        Some(task) => task.await.map_err(|e| failed("writing the upload failed", e))?.map_err(|e| failed("writing the upload failed", e))?,
+        None => idle.take().expect("the file is idle when no write is in flight"),
+    };
     let (from, to) = (staged.path.clone(), target);
     blocking("syncing the upload to disk failed", move || {
         file.sync_all()?;
