@@ -1132,13 +1132,13 @@
 
     function onTheme() { if (!st.destroyed) { render(); updateHover(); } }
 
-    canvas.addEventListener("pointerdown", onPointerDown);
-    canvas.addEventListener("pointermove", onPointerMove);
-    canvas.addEventListener("pointerup", onPointerUp);
-    canvas.addEventListener("pointercancel", onPointerCancel);
-    canvas.addEventListener("pointerleave", onPointerLeave);
-    canvas.addEventListener("dblclick", onDblClick);
-    canvas.addEventListener("keydown", onKeyDown);
+    // The canvas's listeners, added here and removed by destroy().
+    var canvasListeners = [
+      ["pointerdown", onPointerDown], ["pointermove", onPointerMove], ["pointerup", onPointerUp],
+      ["pointercancel", onPointerCancel], ["pointerleave", onPointerLeave], ["dblclick", onDblClick],
+      ["keydown", onKeyDown],
+    ];
+    canvasListeners.forEach(function (l) { canvas.addEventListener(l[0], l[1]); });
     resetBtn.addEventListener("click", function () { setZoom(null); });
     doc.addEventListener("kiln-theme-change", onTheme);
     var mq = win.matchMedia ? win.matchMedia("(prefers-color-scheme: dark)") : null;
@@ -1213,13 +1213,7 @@
       if (ro) ro.disconnect(); else win.removeEventListener("resize", onTheme);
       doc.removeEventListener("kiln-theme-change", onTheme);
       if (mq && mq.removeEventListener) mq.removeEventListener("change", onTheme);
-      canvas.removeEventListener("pointerdown", onPointerDown);
-      canvas.removeEventListener("pointermove", onPointerMove);
-      canvas.removeEventListener("pointerup", onPointerUp);
-      canvas.removeEventListener("pointercancel", onPointerCancel);
-      canvas.removeEventListener("pointerleave", onPointerLeave);
-      canvas.removeEventListener("dblclick", onDblClick);
-      canvas.removeEventListener("keydown", onKeyDown);
+      canvasListeners.forEach(function (l) { canvas.removeEventListener(l[0], l[1]); });
       if (root.parentNode) root.parentNode.removeChild(root);
       delete container.dataset.rendered;
       st.data = []; st.layout = null; st.hoverRows = null;

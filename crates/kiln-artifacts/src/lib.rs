@@ -7,7 +7,7 @@ mod path;
 mod store;
 mod uploads;
 
-pub use path::ArtifactPath;
+pub use path::{ArtifactPath, PROXY_SCHEME};
 pub use store::{ArtifactStore, FileInfo};
 pub use uploads::{MAX_UPLOAD_PARTS, UploadPart};
 

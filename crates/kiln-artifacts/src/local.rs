@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use tokio::task::JoinHandle;
 
 use crate::{Error, Result};
 
@@ -38,6 +39,17 @@ async fn blocking<T: Send + 'static>(what: &'static str, f: impl FnOnce() -> std
     tokio::task::spawn_blocking(f).await.map_err(|e| failed(what, e))?.map_err(|e| failed(what, e))
 }
 
+/// The file, once the write in flight (if any) has finished with it.
+async fn take_file(idle: &mut Option<File>, writing: &mut Option<JoinHandle<std::io::Result<File>>>) -> Result<File> {
+    match writing.take() {
+        Some(task) => {
+            let what = "writing the upload failed";
+            task.await.map_err(|e| failed(what, e))?.map_err(|e| failed(what, e))
+        }
+        None => idle.take().ok_or_else(|| Error::Upload("the upload's file went missing".into())),
+    }
+}
+
 /// Streams `body` into `target` (temporary file, fsync, rename, fsync of the folder); answers
 /// the number of bytes written. `what` names the upload in errors.
 pub(crate) async fn write_file<S, E>(target: PathBuf, body: S, what: &str) -> Result<u64>
@@ -59,7 +71,7 @@ where
     // Writing a part runs while the next one arrives: one write in flight at a time.
     let mut body = std::pin::pin!(body);
     let mut idle = Some(file);
-    let mut writing: Option<tokio::task::JoinHandle<std::io::Result<File>>> = None;
+    let mut writing: Option<JoinHandle<std::io::Result<File>>> = None;
     let mut pending: Vec<Bytes> = Vec::new();
     let mut pending_len = 0usize;
     let mut written = 0u64;
@@ -73,10 +85,7 @@ where
             pending.push(chunk);
         }
         if pending_len >= WRITE_SIZE || (end && !pending.is_empty()) {
-            let mut file = match writing.take() {
-                Some(task) => task.await.map_err(|e| failed("writing the upload failed", e))?.map_err(|e| failed("writing the upload failed", e))?,
-                None => idle.take().expect("the file is idle when no write is in flight"),
-            };
+            let mut file = take_file(&mut idle, &mut writing).await?;
             let parts = std::mem::take(&mut pending);
             pending_len = 0;
             writing = Some(tokio::task::spawn_blocking(move || {
@@ -90,10 +99,7 @@ where
             break;
         }
     }
-    let file = match writing.take() {
-        Some(task) => task.await.map_err(|e| failed("writing the upload failed", e))?.map_err(|e| failed("writing the upload failed", e))?,
-        None => idle.take().expect("the file is idle when no write is in flight"),
-    };
+    let file = take_file(&mut idle, &mut writing).await?;
     let (from, to) = (staged.path.clone(), target);
     blocking("syncing the upload to disk failed", move || {
         file.sync_all()?;

@@ -6,6 +6,9 @@ use crate::{Error, Result};
 /// Longest artifact path accepted, in bytes.
 const MAX_PATH_LEN: usize = 4096;
 
+/// The scheme of URIs into this server's own artifact store: `mlflow-artifacts:/<path>`.
+pub const PROXY_SCHEME: &str = "mlflow-artifacts:";
+
 /// The top-level folder where multipart uploads keep their parts until they complete; no
 /// client path can name it.
 pub(crate) const UPLOADS_FOLDER: &str = ".kiln-uploads";
@@ -60,6 +63,12 @@ impl ArtifactPath {
             }
         }
         Ok(ArtifactPath(trimmed.to_string()))
+    }
+
+    /// The path a `mlflow-artifacts:` URI names, checked like any artifact path; None for a URI
+    /// of any other scheme.
+    pub fn from_proxy_uri(uri: &str) -> Option<Result<ArtifactPath>> {
+        uri.strip_prefix(PROXY_SCHEME).map(|rest| ArtifactPath::parse(rest.trim_start_matches('/')))
     }
 
     /// A path inside the store's own uploads folder, which client paths cannot reach.

@@ -4,17 +4,16 @@
 //! flavor's file and checks requests against the signature.
 
 use futures_util::TryStreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::source::store_path;
 use crate::Registry;
 
 /// Largest MLmodel file read; real ones are a few kilobytes.
 const MAX_MLMODEL_BYTES: u64 = 1024 * 1024;
 
 /// One input or output of a signature: a named column or a tensor.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TensorSpec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -53,46 +52,36 @@ impl ModelFormat {
     }
 
     pub(crate) fn flavors_json(&self) -> String {
-        serde_json::json!({ "flavors": self.flavors, "onnx_model": self.onnx_model }).to_string()
+        serde_json::to_string(&Flavors { flavors: self.flavors.clone(), onnx_model: self.onnx_model.clone() }).unwrap_or_default()
     }
 
     pub(crate) fn signature_json(&self) -> Option<String> {
         if self.inputs.is_empty() && self.outputs.is_empty() {
             return None;
         }
-        Some(serde_json::json!({ "inputs": self.inputs, "outputs": self.outputs }).to_string())
+        serde_json::to_string(&Signature { inputs: self.inputs.clone(), outputs: self.outputs.clone() }).ok()
     }
 
+    /// The format from the columns flavors_json and signature_json wrote.
     pub(crate) fn from_stored(flavors: &str, signature: Option<&str>) -> ModelFormat {
-        let f: Value = serde_json::from_str(flavors).unwrap_or_default();
-        let s: Value = signature.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
-        let list = |v: Option<&Value>| -> Vec<String> {
-            v.and_then(Value::as_array).map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default()
-        };
-        let specs = |which: &str| -> Vec<TensorSpec> {
-            s.get(which)
-                .and_then(Value::as_array)
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|i| {
-                            Some(TensorSpec {
-                                name: i.get("name").and_then(Value::as_str).map(String::from),
-                                dtype: i.get("dtype")?.as_str()?.to_string(),
-                                shape: i.get("shape").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_i64).collect()),
-                            })
-                        })
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        ModelFormat {
-            flavors: list(f.get("flavors")),
-            onnx_model: f.get("onnx_model").and_then(Value::as_str).map(String::from),
-            inputs: specs("inputs"),
-            outputs: specs("outputs"),
-        }
+        let Flavors { flavors, onnx_model } = serde_json::from_str(flavors).unwrap_or_default();
+        let Signature { inputs, outputs } = signature.and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+        ModelFormat { flavors, onnx_model, inputs, outputs }
     }
+}
+
+/// How a version's flavors are kept in its row.
+#[derive(Default, Serialize, Deserialize)]
+struct Flavors {
+    flavors: Vec<String>,
+    onnx_model: Option<String>,
+}
+
+/// How a version's signature is kept in its row.
+#[derive(Default, Serialize, Deserialize)]
+struct Signature {
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
 }
 
 /// One signature entry: `{"type": "tensor", "tensor-spec": {"dtype", "shape"}, "name"?}` or a
@@ -113,7 +102,7 @@ impl Registry {
     /// Reads the MLmodel file in a version's folder, if it is in this server's artifact store
     /// and readable. A model without one still registers; it just carries no format.
     pub(crate) async fn read_format(&self, storage_location: &str) -> Option<ModelFormat> {
-        let folder = store_path(storage_location)?.ok()?;
+        let folder = kiln_artifacts::ArtifactPath::from_proxy_uri(storage_location)?.ok()?;
         let file = kiln_artifacts::ArtifactPath::parse("MLmodel").ok()?;
         let (size, stream) = self.artifacts.get(&folder.join(&file)).await.ok()?;
         if size > MAX_MLMODEL_BYTES {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use kiln_core::time::now_millis;
 use kiln_store::query::{Bind, IN_CHUNK, Sql};
-use kiln_store::{AnyRow, Transaction};
+use kiln_store::{AnyRow, Transaction, is_unique_violation};
 use kiln_tracking::Tag;
 use sqlx::{AssertSqlSafe, Row};
 
@@ -91,10 +91,6 @@ pub(crate) fn distinct_tags(tags: &[Tag]) -> Result<Vec<Tag>> {
         }
     }
     Ok(out)
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
 impl Registry {

@@ -52,13 +52,7 @@ impl Registry {
     pub async fn search_registered_models(&self, req: Search) -> Result<RegisteredModelPage> {
         let max_results = page_size(req.max_results, DEFAULT_MODEL_RESULTS, MAX_MODEL_RESULTS)?;
         let filter = parse_filter(&req.filter, Schema::RegisteredModels)?;
-        refuse_timestamp_filters(&filter.clauses)?;
         let order_by = parse_order_by(&req.order_by, Schema::RegisteredModels)?;
-        if order_by.iter().any(|o| o.entity.key() == "creation_timestamp") {
-            return Err(Error::invalid(
-                "Invalid order by key 'creation_timestamp' specified. Valid keys are name, timestamp and last_updated_timestamp",
-            ));
-        }
         let token = PageToken::decode(req.page_token.as_deref())?;
         let mut q = Sql::new(self.store.dialect(), &format!("SELECT {MODEL_COLUMNS} FROM registered_models rm WHERE 1 = 1"));
         // Prompts are registered models tagged as such; a search leaves them out unless it
@@ -102,7 +96,6 @@ impl Registry {
     pub async fn search_model_versions(&self, req: Search) -> Result<ModelVersionPage> {
         let max_results = page_size(req.max_results, DEFAULT_VERSION_RESULTS, MAX_VERSION_RESULTS)?;
         let filter = parse_filter(&req.filter, Schema::ModelVersions)?;
-        refuse_timestamp_filters(&filter.clauses)?;
         let order_by = parse_order_by(&req.order_by, Schema::ModelVersions)?;
         let token = PageToken::decode(req.page_token.as_deref())?;
         let mut q = Sql::new(
@@ -144,21 +137,8 @@ impl Registry {
     }
 }
 
-/// Timestamps order results but do not filter them, as in MLflow.
-fn refuse_timestamp_filters(clauses: &[Comparison]) -> Result<()> {
-    for c in clauses {
-        if let Entity::Attribute(a) = &c.entity
-            && a.ends_with("timestamp")
-        {
-            return Err(Error::invalid(format!("Invalid attribute key '{a}' specified: results are not filtered by timestamps")));
-        }
-    }
-    Ok(())
-}
-
 fn model_column(attribute: &str) -> &'static str {
     match attribute {
-        "creation_timestamp" => "rm.creation_time",
         "last_updated_timestamp" => "rm.last_updated_time",
         _ => "rm.name",
     }

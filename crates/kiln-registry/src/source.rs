@@ -8,14 +8,11 @@
 //! every artifact path goes through, so `..` in any encoding, absolute paths and the like are
 //! refused before anything is stored.
 
-use kiln_artifacts::ArtifactPath;
+use kiln_artifacts::{ArtifactPath, PROXY_SCHEME};
 
 use crate::entities::{ModelVersion, Stage};
 use crate::error::{Error, Result};
 use crate::Registry;
-
-/// The scheme of URIs into this server's own artifact store.
-pub(crate) const PROXY_SCHEME: &str = "mlflow-artifacts:";
 
 /// A parsed `models:/` URI.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,12 +73,6 @@ pub(crate) struct Resolved {
     pub model_id: Option<String>,
 }
 
-/// The path inside the artifact store that a `mlflow-artifacts:` URI names.
-pub(crate) fn store_path(uri: &str) -> Option<Result<ArtifactPath>> {
-    let relative = uri.strip_prefix(PROXY_SCHEME)?;
-    Some(ArtifactPath::parse(relative.trim_start_matches('/')).map_err(Error::from))
-}
-
 fn is_within(path: &ArtifactPath, root: &ArtifactPath) -> bool {
     root.is_root() || path.as_str() == root.as_str() || path.as_str().starts_with(&format!("{}/", root.as_str()))
 }
@@ -132,7 +123,7 @@ impl Registry {
             let storage_location = if path.is_root() { root.to_string() } else { format!("{root}/{}", path.as_str()) };
             return Ok(Resolved { storage_location, run_id: Some(source_run.to_string()), model_id: model_id.map(str::to_string) });
         }
-        if let Some(path) = store_path(source) {
+        if let Some(path) = ArtifactPath::from_proxy_uri(source) {
             let path = path?;
             let mut run_id = run_id.map(str::to_string);
             let root = if let Some(model_id) = model_id {
@@ -150,7 +141,7 @@ impl Registry {
             } else {
                 return Err(refused(source, "An mlflow-artifacts source needs the run_id or model_id whose artifacts hold it."));
             };
-            let inside = match store_path(&root) {
+            let inside = match ArtifactPath::from_proxy_uri(&root) {
                 Some(root) => is_within(&path, &root?),
                 None => false,
             };

@@ -30,11 +30,13 @@ impl Error {
 
     /// Whether the failure is a unique-constraint violation (an insert of an existing key).
     pub fn is_unique_violation(&self) -> bool {
-        match self {
-            Error::Database(sqlx::Error::Database(db)) => db.is_unique_violation(),
-            _ => false,
-        }
+        matches!(self, Error::Database(e) if is_unique_violation(e))
     }
+}
+
+/// Whether a database error is a unique-constraint violation (an insert of an existing key).
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 fn is_unavailable(e: &sqlx::Error) -> bool {

@@ -8,7 +8,7 @@ pub mod query;
 mod store;
 mod uri;
 
-pub use error::Error;
+pub use error::{Error, is_unique_violation};
 pub use migrate::{MIGRATIONS, Migration};
 pub use store::{Dialect, MetaStore, StoreOptions};
 pub use uri::DatabaseUri;

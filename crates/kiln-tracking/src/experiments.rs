@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 
 use kiln_core::time::now_millis;
-use kiln_store::Transaction;
+use kiln_store::{Transaction, is_unique_violation};
 use sqlx::{AssertSqlSafe, Row};
 
 use crate::entities::{ACTIVE, DELETED, Experiment, Tag};
 use crate::error::{Error, Result};
-use crate::rows::{self, EXPERIMENT_COLUMNS, is_unique_violation};
+use crate::rows::{self, EXPERIMENT_COLUMNS};
 use kiln_store::query::{Bind, IN_CHUNK, Sql};
 use crate::validation::{MAX_EXPERIMENT_TAG_VALUE_LENGTH, parse_experiment_id, validate_key};
 use crate::Tracking;
@@ -213,9 +213,6 @@ impl Tracking {
     }
 }
 
-/// An experiment's own artifact location. One this server serves (`mlflow-artifacts:/...`) must
-/// name a folder under its artifact root; other locations (object stores, paths on the
-/// client's machine) are the client's to write and this server never reads them.
 /// Schemes of stores the clients write to directly; Kiln records such a location but never
 /// reads or writes through it.
 const CLIENT_SIDE_SCHEMES: &[&str] = &["s3", "s3a", "gs", "wasbs", "abfss", "az", "hdfs", "dbfs"];
@@ -226,9 +223,8 @@ const CLIENT_SIDE_SCHEMES: &[&str] = &["s3", "s3a", "gs", "wasbs", "abfss", "az"
 /// what a hostile client would point an experiment at.
 fn validate_artifact_location(location: &str) -> Result<()> {
     let refuse = |why: &str| Error::invalid(format!("Invalid artifact_location '{location}': {why}"));
-    if let Some(relative) = location.strip_prefix("mlflow-artifacts:") {
-        kiln_artifacts::ArtifactPath::parse(relative.trim_start_matches('/')).map_err(|e| refuse(&e.to_string()))?;
-        return Ok(());
+    if let Some(path) = kiln_artifacts::ArtifactPath::from_proxy_uri(location) {
+        return path.map(drop).map_err(|e| refuse(&e.to_string()));
     }
     let Some((scheme, rest)) = location.split_once("://") else {
         return Err(refuse(

@@ -109,7 +109,3 @@ mod tests {
         assert!(value_from_key(0, true).is_nan());
     }
 }
-
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}

@@ -22,6 +22,8 @@ struct Attributes {
     /// Compared as text with =, != and taking IN / NOT IN lists.
     ids: &'static [&'static str],
     orderable: &'static [&'static str],
+    /// Order results but cannot filter them.
+    order_only: &'static [&'static str],
 }
 
 const RUN_ATTRIBUTES: Attributes = Attributes {
@@ -29,6 +31,7 @@ const RUN_ATTRIBUTES: Attributes = Attributes {
     numeric: &["start_time", "end_time"],
     ids: &["run_id"],
     orderable: &["run_id", "run_name", "status", "user_id", "artifact_uri", "start_time", "end_time"],
+    order_only: &[],
 };
 
 const EXPERIMENT_ATTRIBUTES: Attributes = Attributes {
@@ -36,6 +39,7 @@ const EXPERIMENT_ATTRIBUTES: Attributes = Attributes {
     numeric: &["creation_time", "last_update_time"],
     ids: &["experiment_id"],
     orderable: &["experiment_id", "name", "creation_time", "last_update_time"],
+    order_only: &[],
 };
 
 const LOGGED_MODEL_ATTRIBUTES: Attributes = Attributes {
@@ -43,20 +47,23 @@ const LOGGED_MODEL_ATTRIBUTES: Attributes = Attributes {
     numeric: &["creation_timestamp", "last_updated_timestamp"],
     ids: &["model_id"],
     orderable: &["model_id", "name", "model_type", "status", "source_run_id", "creation_timestamp", "last_updated_timestamp"],
+    order_only: &[],
 };
 
 const REGISTERED_MODEL_ATTRIBUTES: Attributes = Attributes {
     text: &[],
-    numeric: &["creation_timestamp", "last_updated_timestamp"],
+    numeric: &[],
     ids: &["name"],
-    orderable: &["name", "creation_timestamp", "last_updated_timestamp"],
+    orderable: &["name", "last_updated_timestamp"],
+    order_only: &["last_updated_timestamp"],
 };
 
 const MODEL_VERSION_ATTRIBUTES: Attributes = Attributes {
     text: &["source_path"],
-    numeric: &["version_number", "creation_timestamp", "last_updated_timestamp"],
+    numeric: &["version_number"],
     ids: &["name", "run_id"],
     orderable: &["name", "version_number", "creation_timestamp", "last_updated_timestamp"],
+    order_only: &["creation_timestamp", "last_updated_timestamp"],
 };
 
 const DATASET_FIELDS: &[&str] = &["name", "digest", "context"];
@@ -114,7 +121,7 @@ impl Schema {
             (_, other) => other,
         };
         let a = self.attributes();
-        if [a.text, a.numeric, a.ids].iter().any(|set| set.contains(&canonical)) {
+        if [a.text, a.numeric, a.ids, a.order_only].iter().any(|set| set.contains(&canonical)) {
             Ok(canonical.to_string())
         } else {
             let mut valid: Vec<&str> = a.text.iter().chain(a.numeric).chain(a.ids).copied().collect();
@@ -131,6 +138,9 @@ impl Schema {
     pub(super) fn check_comparison(self, c: &Comparison) -> Result<(), String> {
         let key = c.entity.key();
         let what = format!("{} '{key}'", c.entity.kind_name());
+        if matches!(&c.entity, Entity::Attribute(a) if self.attributes().order_only.contains(&a.as_str())) {
+            return Err(format!("{what} orders results but cannot filter them"));
+        }
         let numeric = match &c.entity {
             Entity::Metric(_) => true,
             Entity::Attribute(a) => self.is_numeric_attribute(a),

@@ -15,9 +15,6 @@ use super::extract::Params;
 use crate::AppState;
 use crate::error::ApiError;
 
-/// The URI scheme of artifacts this server stores and serves itself.
-const PROXY_SCHEME: &str = "mlflow-artifacts:";
-
 impl From<kiln_artifacts::Error> for ApiError {
     fn from(e: kiln_artifacts::Error) -> Self {
         let kind = e.kind();
@@ -114,12 +111,12 @@ impl RunArtifactReq {
 
 /// The folder inside this server's store that an artifact URI of `what` names.
 fn store_root(uri: &str, what: &str) -> Result<ArtifactPath, ApiError> {
-    let Some(relative) = uri.strip_prefix(PROXY_SCHEME) else {
+    let Some(path) = ArtifactPath::from_proxy_uri(uri) else {
         return Err(ApiError::invalid(format!(
             "The artifacts of {what} live at {uri}, which this server does not serve; read them from there"
         )));
     };
-    checked(relative.trim_start_matches('/'))
+    Ok(path?)
 }
 
 /// Lists `sub` inside `root_uri`, with paths relative to the root.
