@@ -37,10 +37,4 @@ impl Error {
     }
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(e: sqlx::Error) -> Self {
-        Error::Store(kiln_store::Error::Database(e))
-    }
-}
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -3,10 +3,9 @@
 use std::collections::HashMap;
 
 use kiln_core::time::now_millis;
-use kiln_store::query::{Bind, IN_CHUNK, Sql};
-use kiln_store::{AnyRow, Transaction, is_unique_violation};
+use kiln_store::query::{IN_CHUNK, Sql};
+use kiln_store::{Bind, Row, Transaction, is_unique_violation, query};
 use kiln_tracking::Tag;
-use sqlx::{AssertSqlSafe, Row};
 
 use crate::entities::*;
 use crate::error::{Error, Result};
@@ -14,7 +13,7 @@ use crate::Registry;
 
 pub(crate) const MODEL_COLUMNS: &str = "rm.model_pk, rm.name, rm.creation_time, rm.last_updated_time, rm.description";
 
-pub(crate) fn model_row(row: &AnyRow) -> Result<(i64, RegisteredModel)> {
+pub(crate) fn model_row(row: &Row) -> Result<(i64, RegisteredModel)> {
     Ok((
         row.try_get(0)?,
         RegisteredModel {
@@ -65,14 +64,14 @@ pub(crate) fn model_not_found(name: &str) -> Error {
 }
 
 /// The internal key of the model called `name`, inside a write.
-pub(crate) async fn model_pk(tx: &mut Transaction<'static>, name: &str) -> Result<i64> {
+pub(crate) async fn model_pk(tx: &mut Transaction, name: &str) -> Result<i64> {
     validate_name(name, "name")?;
-    let row = sqlx::query("SELECT model_pk FROM registered_models WHERE name = $1").bind(name).fetch_optional(&mut **tx).await?;
+    let row = query("SELECT model_pk FROM registered_models WHERE name = $1").bind(name).fetch_optional(&mut **tx).await?;
     Ok(row.ok_or_else(|| model_not_found(name))?.try_get(0)?)
 }
 
-pub(crate) async fn touch_model(tx: &mut Transaction<'static>, pk: i64, now: i64) -> Result<()> {
-    sqlx::query("UPDATE registered_models SET last_updated_time = $1 WHERE model_pk = $2")
+pub(crate) async fn touch_model(tx: &mut Transaction, pk: i64, now: i64) -> Result<()> {
+    query("UPDATE registered_models SET last_updated_time = $1 WHERE model_pk = $2")
         .bind(now)
         .bind(pk)
         .execute(&mut **tx)
@@ -99,7 +98,7 @@ impl Registry {
         let tags = distinct_tags(tags)?;
         let now = now_millis();
         let mut tx = self.store.begin_write().await?;
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO registered_models (name, creation_time, last_updated_time, description, next_version) \
              VALUES ($1, $2, $2, $3, 1) RETURNING model_pk",
         )
@@ -125,7 +124,7 @@ impl Registry {
     pub async fn get_registered_model(&self, name: &str) -> Result<RegisteredModel> {
         validate_name(name, "name")?;
         let sql = format!("SELECT {MODEL_COLUMNS} FROM registered_models rm WHERE rm.name = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(name).fetch_optional(self.store.reader()).await?;
+        let row = query(sql).bind(name).fetch_optional(self.store.reader()).await?;
         let row = row.ok_or_else(|| model_not_found(name))?;
         let mut models = vec![model_row(&row)?];
         self.complete_models(&mut models).await?;
@@ -137,7 +136,7 @@ impl Registry {
         validate_name(new_name, "new_name")?;
         let mut tx = self.store.begin_write().await?;
         let pk = model_pk(&mut tx, name).await?;
-        let renamed = sqlx::query("UPDATE registered_models SET name = $1, last_updated_time = $2 WHERE model_pk = $3")
+        let renamed = query("UPDATE registered_models SET name = $1, last_updated_time = $2 WHERE model_pk = $3")
             .bind(new_name)
             .bind(now_millis())
             .bind(pk)
@@ -157,7 +156,7 @@ impl Registry {
     pub async fn update_registered_model(&self, name: &str, description: Option<&str>) -> Result<RegisteredModel> {
         let mut tx = self.store.begin_write().await?;
         let pk = model_pk(&mut tx, name).await?;
-        sqlx::query("UPDATE registered_models SET description = $1, last_updated_time = $2 WHERE model_pk = $3")
+        query("UPDATE registered_models SET description = $1, last_updated_time = $2 WHERE model_pk = $3")
             .bind(description)
             .bind(now_millis())
             .bind(pk)
@@ -172,7 +171,7 @@ impl Registry {
         let mut tx = self.store.begin_write().await?;
         let pk = model_pk(&mut tx, name).await?;
         for table in ["registered_model_aliases", "model_version_tags", "model_versions", "registered_model_tags", "registered_models"] {
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE model_pk = $1"))).bind(pk).execute(&mut *tx).await?;
+            query(format!("DELETE FROM {table} WHERE model_pk = $1")).bind(pk).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -194,7 +193,7 @@ impl Registry {
         }
         let mut tx = self.store.begin_write().await?;
         let pk = model_pk(&mut tx, name).await?;
-        sqlx::query("DELETE FROM registered_model_tags WHERE model_pk = $1 AND key = $2")
+        query("DELETE FROM registered_model_tags WHERE model_pk = $1 AND key = $2")
             .bind(pk)
             .bind(key)
             .execute(&mut *tx)
@@ -261,8 +260,8 @@ impl Registry {
     }
 }
 
-async fn upsert_model_tag(tx: &mut Transaction<'static>, pk: i64, tag: &Tag) -> Result<()> {
-    sqlx::query(
+async fn upsert_model_tag(tx: &mut Transaction, pk: i64, tag: &Tag) -> Result<()> {
+    query(
         "INSERT INTO registered_model_tags (model_pk, key, value) VALUES ($1, $2, $3) \
          ON CONFLICT (model_pk, key) DO UPDATE SET value = excluded.value",
     )

@@ -3,10 +3,9 @@
 use std::collections::HashMap;
 
 use kiln_core::time::now_millis;
-use kiln_store::query::{Bind, IN_CHUNK, Sql};
-use kiln_store::{AnyRow, Transaction};
+use kiln_store::query::{IN_CHUNK, Sql};
+use kiln_store::{Bind, Row, Transaction, query};
 use kiln_tracking::Tag;
-use sqlx::{AssertSqlSafe, Row};
 
 use crate::entities::*;
 use crate::error::{Error, Result};
@@ -21,7 +20,7 @@ pub(crate) const VERSION_COLUMNS: &str = "mv.model_pk, rm.name, mv.version, mv.c
 /// The tag on a logged model that lists the registered versions made from it.
 const MODEL_VERSIONS_TAG: &str = "mlflow.modelVersions";
 
-pub(crate) fn version_row(row: &AnyRow) -> Result<(i64, ModelVersion)> {
+pub(crate) fn version_row(row: &Row) -> Result<(i64, ModelVersion)> {
     let version: i64 = row.try_get(2)?;
     Ok((
         row.try_get(0)?,
@@ -95,10 +94,10 @@ pub struct CreateModelVersion {
 }
 
 /// The version's key and model key, inside a write; it must exist.
-async fn version_key(tx: &mut Transaction<'static>, name: &str, version: &str) -> Result<(i64, i64)> {
+async fn version_key(tx: &mut Transaction, name: &str, version: &str) -> Result<(i64, i64)> {
     let pk = model_pk(tx, name).await?;
     let number = parse_version(version)?;
-    let found = sqlx::query("SELECT 1 FROM model_versions WHERE model_pk = $1 AND version = $2")
+    let found = query("SELECT 1 FROM model_versions WHERE model_pk = $1 AND version = $2")
         .bind(pk)
         .bind(number)
         .fetch_optional(&mut **tx)
@@ -121,7 +120,7 @@ impl Registry {
         let now = now_millis();
         let mut tx = self.store.begin_write().await?;
         let pk = model_pk(&mut tx, &req.name).await?;
-        let number: i64 = sqlx::query(
+        let number: i64 = query(
             "UPDATE registered_models SET next_version = next_version + 1, last_updated_time = $1 \
              WHERE model_pk = $2 RETURNING next_version - 1",
         )
@@ -130,7 +129,7 @@ impl Registry {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        sqlx::query(
+        query(
             "INSERT INTO model_versions (model_pk, version, creation_time, last_updated_time, description, current_stage, \
              source, storage_location, run_id, run_link, status, model_id, flavors, signature) \
              VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $8, $9, 'READY', $10, $11, $12)",
@@ -182,12 +181,12 @@ impl Registry {
             "SELECT {VERSION_COLUMNS} FROM model_versions mv JOIN registered_models rm ON rm.model_pk = mv.model_pk \
              WHERE rm.name = $1 AND mv.version = $2"
         );
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(name).bind(number).fetch_optional(self.store.reader()).await?;
+        let row = query(sql).bind(name).bind(number).fetch_optional(self.store.reader()).await?;
         let row = row.ok_or_else(|| version_not_found(name, number))?;
         let mut versions = vec![version_row(&row)?];
         self.attach_version_tags(&mut versions).await?;
         let (pk, mut v) = versions.remove(0);
-        let rows = sqlx::query("SELECT alias FROM registered_model_aliases WHERE model_pk = $1 AND version = $2 ORDER BY alias")
+        let rows = query("SELECT alias FROM registered_model_aliases WHERE model_pk = $1 AND version = $2 ORDER BY alias")
             .bind(pk)
             .bind(number)
             .fetch_all(self.store.reader())
@@ -199,7 +198,7 @@ impl Registry {
     pub async fn update_model_version(&self, name: &str, version: &str, description: Option<&str>) -> Result<ModelVersion> {
         let mut tx = self.store.begin_write().await?;
         let (pk, number) = version_key(&mut tx, name, version).await?;
-        sqlx::query("UPDATE model_versions SET description = $1, last_updated_time = $2 WHERE model_pk = $3 AND version = $4")
+        query("UPDATE model_versions SET description = $1, last_updated_time = $2 WHERE model_pk = $3 AND version = $4")
             .bind(description)
             .bind(now_millis())
             .bind(pk)
@@ -231,7 +230,7 @@ impl Registry {
         let mut tx = self.store.begin_write().await?;
         let (pk, number) = version_key(&mut tx, name, version).await?;
         if archive_existing {
-            sqlx::query(
+            query(
                 "UPDATE model_versions SET current_stage = $1, last_updated_time = $2 \
                  WHERE model_pk = $3 AND version <> $4 AND current_stage = $5",
             )
@@ -243,7 +242,7 @@ impl Registry {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("UPDATE model_versions SET current_stage = $1, last_updated_time = $2 WHERE model_pk = $3 AND version = $4")
+        query("UPDATE model_versions SET current_stage = $1, last_updated_time = $2 WHERE model_pk = $3 AND version = $4")
             .bind(stage.as_str())
             .bind(now)
             .bind(pk)
@@ -261,7 +260,7 @@ impl Registry {
         let mut tx = self.store.begin_write().await?;
         let (pk, number) = version_key(&mut tx, name, version).await?;
         for table in ["registered_model_aliases", "model_version_tags", "model_versions"] {
-            sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE model_pk = $1 AND version = $2")))
+            query(format!("DELETE FROM {table} WHERE model_pk = $1 AND version = $2"))
                 .bind(pk)
                 .bind(number)
                 .execute(&mut *tx)
@@ -292,7 +291,7 @@ impl Registry {
         }
         let mut tx = self.store.begin_write().await?;
         let (pk, number) = version_key(&mut tx, name, version).await?;
-        sqlx::query("DELETE FROM model_version_tags WHERE model_pk = $1 AND version = $2 AND key = $3")
+        query("DELETE FROM model_version_tags WHERE model_pk = $1 AND version = $2 AND key = $3")
             .bind(pk)
             .bind(number)
             .bind(key)
@@ -307,7 +306,7 @@ impl Registry {
         validate_alias(alias)?;
         let mut tx = self.store.begin_write().await?;
         let (pk, number) = version_key(&mut tx, name, version).await?;
-        sqlx::query(
+        query(
             "INSERT INTO registered_model_aliases (model_pk, alias, version) VALUES ($1, $2, $3) \
              ON CONFLICT (model_pk, alias) DO UPDATE SET version = excluded.version",
         )
@@ -326,7 +325,7 @@ impl Registry {
         }
         let mut tx = self.store.begin_write().await?;
         let pk = model_pk(&mut tx, name).await?;
-        sqlx::query("DELETE FROM registered_model_aliases WHERE model_pk = $1 AND alias = $2")
+        query("DELETE FROM registered_model_aliases WHERE model_pk = $1 AND alias = $2")
             .bind(pk)
             .bind(alias)
             .execute(&mut *tx)
@@ -340,7 +339,7 @@ impl Registry {
         if alias.is_empty() {
             return Err(Error::invalid("Missing value for required parameter 'alias'"));
         }
-        let row = sqlx::query(
+        let row = query(
             "SELECT a.version FROM registered_model_aliases a JOIN registered_models rm ON rm.model_pk = a.model_pk \
              WHERE rm.name = $1 AND a.alias = $2",
         )
@@ -362,7 +361,7 @@ impl Registry {
     pub async fn model_version_format(&self, name: &str, version: &str) -> Result<Option<ModelFormat>> {
         validate_name(name, "name")?;
         let number = parse_version(version)?;
-        let row = sqlx::query(
+        let row = query(
             "SELECT mv.flavors, mv.signature FROM model_versions mv JOIN registered_models rm ON rm.model_pk = mv.model_pk \
              WHERE rm.name = $1 AND mv.version = $2",
         )
@@ -399,8 +398,8 @@ impl Registry {
     }
 }
 
-async fn upsert_version_tag(tx: &mut Transaction<'static>, pk: i64, version: i64, tag: &Tag) -> Result<()> {
-    sqlx::query(
+async fn upsert_version_tag(tx: &mut Transaction, pk: i64, version: i64, tag: &Tag) -> Result<()> {
+    query(
         "INSERT INTO model_version_tags (model_pk, version, key, value) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (model_pk, version, key) DO UPDATE SET value = excluded.value",
     )

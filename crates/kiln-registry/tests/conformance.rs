@@ -46,9 +46,8 @@ where
         std::env::temp_dir().join(format!("kiln-registry-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&folder).unwrap();
     let db = if postgres {
-        sqlx::any::install_default_drivers();
         let name = format!("kiln_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_admin()))
+        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_admin()))
             .await
             .expect("PostgreSQL must be reachable at $KILN_TEST_PG for the conformance suite");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
@@ -61,14 +60,14 @@ where
     };
     let uri = match &db {
         Some(name) => format!("{}/{name}", pg_admin()),
-        None => "sqlite://".to_string(),
+        None => format!("sqlite:///{}", folder.join("kiln.db").display()),
     };
     let env = open(&uri, &folder).await;
     let store = env.tracking.store().clone();
     test(env).await;
     store.close().await;
     if let Some(name) = db {
-        let mut admin = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_admin()))
+        let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_admin()))
             .await
             .expect("admin");
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(

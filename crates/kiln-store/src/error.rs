@@ -1,4 +1,5 @@
 use kiln_core::ErrorKind;
+use rusqlite::ErrorCode;
 
 /// Failures of the metadata store.
 #[derive(Debug, thiserror::Error)]
@@ -6,9 +7,19 @@ pub enum Error {
     #[error("invalid backend store URI '{uri}': {why}")]
     InvalidUri { uri: String, why: String },
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] sqlx::Error),
+    #[error("the database is unavailable: {0}")]
+    Unavailable(&'static str),
+    #[error("the query returned no row")]
+    NoRow,
+    #[error("column {index} holds {found}, not {expected}")]
+    Decode { index: usize, expected: &'static str, found: &'static str },
+    #[error("column '{column}' has the type {type_name}, which kiln does not read")]
+    UnsupportedColumn { column: String, type_name: String },
     #[error("schema migration {version} ({description}) failed: {source}")]
-    Migration { version: i64, description: &'static str, source: sqlx::Error },
+    Migration { version: i64, description: &'static str, source: Box<Error> },
     #[error(
         "the database schema is at version {found}, newer than this kiln knows ({known}); upgrade kiln"
     )]
@@ -23,22 +34,31 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::InvalidUri { .. } => ErrorKind::InvalidArgument,
-            Error::Database(e) if is_unavailable(e) => ErrorKind::Unavailable,
+            Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::Postgres(sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) => {
+                ErrorKind::Unavailable
+            }
+            Error::Sqlite(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)) => {
+                ErrorKind::Unavailable
+            }
             _ => ErrorKind::Internal,
         }
     }
 
     /// Whether the failure is a unique-constraint violation (an insert of an existing key).
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, Error::Database(e) if is_unique_violation(e))
+        is_unique_violation(self)
     }
 }
 
-/// Whether a database error is a unique-constraint violation (an insert of an existing key).
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+/// Whether a store error is a unique-constraint violation (an insert of an existing key).
+pub fn is_unique_violation(e: &Error) -> bool {
+    match e {
+        Error::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+            f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+        }
+        Error::Postgres(sqlx::Error::Database(db)) => db.is_unique_violation(),
+        _ => false,
+    }
 }

@@ -1,11 +1,9 @@
 //! One migration sequence for both dialects: each version has its SQLite and PostgreSQL text,
 //! applied in order, each in its own transaction, and recorded in `kiln_schema`.
 
-use sqlx::Row;
-use sqlx::AnyConnection;
 use tracing::info;
 
-use crate::{Dialect, Error, MetaStore};
+use crate::{Dialect, Error, MetaStore, Transaction, query};
 
 pub struct Migration {
     pub version: i64,
@@ -48,31 +46,26 @@ fn latest_known() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
+/// Applies each pending migration in its own write transaction, which first takes the migration
+/// lock (on PostgreSQL; SQLite's write transaction is exclusive already) and reads the version
+/// again, so that replicas starting together apply each migration once.
 pub(crate) async fn run(store: &MetaStore) -> Result<Vec<i64>, Error> {
-    let dialect = store.dialect();
-    let mut conn = store.write_pool().acquire().await?;
-    if dialect == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await?;
-    }
-    let result = apply_pending(&mut conn, dialect).await;
-    if dialect == Dialect::Postgres {
-        sqlx::query("SELECT pg_advisory_unlock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await?;
-    }
-    result
-}
-
-async fn apply_pending(conn: &mut AnyConnection, dialect: Dialect) -> Result<Vec<i64>, Error> {
-    sqlx::raw_sql(CREATE_SCHEMA_TABLE).execute(&mut *conn).await?;
-    let current = current_version(conn).await?;
-    if current > latest_known() {
-        return Err(Error::SchemaTooNew { found: current, known: latest_known() });
-    }
     let mut applied = Vec::new();
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
-        let fail = |source| Error::Migration { version: m.version, description: m.description, source };
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        sqlx::raw_sql(m.sql(dialect)).execute(&mut *tx).await.map_err(fail)?;
-        sqlx::query("INSERT INTO kiln_schema (version, description, applied_at) VALUES ($1, $2, $3)")
+    for m in MIGRATIONS {
+        let fail = |source| Error::Migration { version: m.version, description: m.description, source: Box::new(source) };
+        let mut tx = store.begin_write().await?;
+        if store.dialect() == Dialect::Postgres {
+            query("SELECT pg_advisory_xact_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *tx).await?;
+        }
+        let current = current_version(&mut tx).await?;
+        if current > latest_known() {
+            return Err(Error::SchemaTooNew { found: current, known: latest_known() });
+        }
+        if current >= m.version {
+            continue;
+        }
+        tx.execute_script(m.sql(store.dialect())).await.map_err(fail)?;
+        query("INSERT INTO kiln_schema (version, description, applied_at) VALUES ($1, $2, $3)")
             .bind(m.version)
             .bind(m.description)
             .bind(kiln_core::time::now_millis())
@@ -86,16 +79,16 @@ async fn apply_pending(conn: &mut AnyConnection, dialect: Dialect) -> Result<Vec
     Ok(applied)
 }
 
-async fn current_version(conn: &mut AnyConnection) -> Result<i64, Error> {
-    let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM kiln_schema").fetch_one(&mut *conn).await?;
-    Ok(row.try_get::<i64, _>("v")?)
+async fn current_version(tx: &mut Transaction) -> Result<i64, Error> {
+    tx.execute_script(CREATE_SCHEMA_TABLE).await?;
+    query("SELECT COALESCE(MAX(version), 0) FROM kiln_schema").fetch_one(&mut **tx).await?.try_get(0)
 }
 
 /// Refuses to run against a schema newer than this binary (a downgrade would misread it).
 pub(crate) async fn check_not_newer(store: &MetaStore) -> Result<(), Error> {
-    let mut conn = store.write_pool().acquire().await?;
-    sqlx::raw_sql(CREATE_SCHEMA_TABLE).execute(&mut *conn).await?;
-    let current = current_version(&mut conn).await?;
+    let mut tx = store.begin_write().await?;
+    let current = current_version(&mut tx).await?;
+    tx.commit().await?;
     if current > latest_known() {
         return Err(Error::SchemaTooNew { found: current, known: latest_known() });
     }

@@ -3,20 +3,10 @@
 
 use kiln_core::search::{Comparison, Op, PageToken, Value};
 
-use crate::{Any, Dialect};
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::AssertSqlSafe;
+use crate::{Bind, Dialect, Query};
 
 /// How many keys go into one `IN (...)` list; well under both backends' bind limits.
 pub const IN_CHUNK: usize = 900;
-
-#[derive(Debug, Clone)]
-pub enum Bind {
-    Int(i64),
-    Float(f64),
-    Text(String),
-}
 
 /// A query under construction: SQL text with placeholders and their values.
 ///
@@ -73,16 +63,8 @@ impl Sql {
         self
     }
 
-    pub fn build(self) -> Query<'static, Any, AnyArguments> {
-        let mut q = sqlx::query(AssertSqlSafe(self.text));
-        for b in self.binds {
-            q = match b {
-                Bind::Int(v) => q.bind(v),
-                Bind::Float(v) => q.bind(v),
-                Bind::Text(v) => q.bind(v),
-            };
-        }
-        q
+    pub fn build(self) -> Query {
+        Query::with_binds(self.text, self.binds)
     }
 }
 

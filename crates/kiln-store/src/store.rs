@@ -1,12 +1,15 @@
-//! Connection pools over SQLite or PostgreSQL.
+//! The metadata store over SQLite or PostgreSQL.
 
+use std::ops::Deref;
 use std::path::Path;
+use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use sqlx::Executor;
-use sqlx::AnyPool;
-use sqlx::any::AnyPoolOptions;
+use rusqlite::{Connection, OpenFlags};
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use tokio::sync::{Mutex, Semaphore, SemaphorePermit};
 
+use crate::db::SqliteTx;
 use crate::uri::{DatabaseUri, redact};
 use crate::{Error, Transaction, migrate};
 
@@ -41,49 +44,140 @@ impl Default for StoreOptions {
 /// lets run beside the writer. On PostgreSQL both share one pool.
 #[derive(Debug, Clone)]
 pub struct MetaStore {
-    read: AnyPool,
-    write: AnyPool,
+    backend: Backend,
     dialect: Dialect,
-    description: String,
+    description: Arc<str>,
+    acquire_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(Arc<Sqlite>),
+    Postgres(PgPool),
+}
+
+#[derive(Debug)]
+pub(crate) struct Sqlite {
+    writer: Arc<Mutex<Connection>>,
+    /// Reading connections; none for an in-memory database, whose one connection also reads.
+    readers: Option<ReaderPool>,
+    acquire_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub(crate) struct ReaderPool {
+    idle: StdMutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+/// A connection lent for a read; it goes back to its pool when dropped.
+pub(crate) enum ReadConn<'a> {
+    Pooled { pool: &'a ReaderPool, conn: Option<Connection>, _permit: SemaphorePermit<'a> },
+    Shared(tokio::sync::MutexGuard<'a, Connection>),
+}
+
+impl Deref for ReadConn<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        match self {
+            ReadConn::Pooled { conn, .. } => conn.as_ref().expect("a lent connection is present until returned"),
+            ReadConn::Shared(guard) => guard,
+        }
+    }
+}
+
+impl Drop for ReadConn<'_> {
+    fn drop(&mut self) {
+        if let ReadConn::Pooled { pool, conn, .. } = self
+            && let Some(conn) = conn.take()
+        {
+            pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(conn);
+        }
+    }
+}
+
+impl Sqlite {
+    pub(crate) async fn reader(&self) -> Result<ReadConn<'_>, Error> {
+        let wait = self.acquire_timeout;
+        match &self.readers {
+            Some(pool) => {
+                let permit = tokio::time::timeout(wait, pool.permits.acquire())
+                    .await
+                    .map_err(|_| Error::Unavailable("no reading connection came free in time"))?
+                    .map_err(|_| Error::Unavailable("the store is closed"))?;
+                let conn = pool.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                Ok(ReadConn::Pooled { pool, conn: Some(conn.expect("a permit always finds an idle connection")), _permit: permit })
+            }
+            None => Ok(ReadConn::Shared(
+                tokio::time::timeout(wait, self.writer.lock())
+                    .await
+                    .map_err(|_| Error::Unavailable("the database connection did not come free in time"))?,
+            )),
+        }
+    }
+
+    async fn begin(&self) -> Result<SqliteTx, Error> {
+        let guard = tokio::time::timeout(self.acquire_timeout, self.writer.clone().lock_owned())
+            .await
+            .map_err(|_| Error::Unavailable("the writing connection did not come free in time"))?;
+        SqliteTx::begin(guard)
+    }
 }
 
 /// Per-connection SQLite settings. WAL with synchronous=NORMAL keeps every committed transaction
 /// across a crash or kill of the process; `case_sensitive_like` gives LIKE the case-sensitive
 /// meaning it has in MLflow (ILIKE is compiled to lower() on both sides).
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; \
-     PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; PRAGMA temp_store = MEMORY;";
+const SQLITE_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+     PRAGMA case_sensitive_like = ON; PRAGMA temp_store = MEMORY;";
+
+/// Prepared statements kept per connection; searches build their text per filter, so keep many.
+const STATEMENT_CACHE: usize = 256;
+
+fn open_sqlite(path: Option<&Path>) -> Result<Connection, Error> {
+    let conn = match path {
+        Some(path) => Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?,
+        None => Connection::open_in_memory()?,
+    };
+    conn.busy_timeout(Duration::from_secs(10))?;
+    if path.is_some() {
+        conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    }
+    conn.execute_batch(SQLITE_PRAGMAS)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
 
 impl MetaStore {
     pub async fn connect(uri: &str, options: StoreOptions) -> Result<MetaStore, Error> {
-        sqlx::any::install_default_drivers();
         let parsed = DatabaseUri::parse(uri)?;
+        let timeout = options.acquire_timeout;
         let store = match parsed {
             DatabaseUri::SqliteFile(path) => {
                 let path = std::path::absolute(&path)
                     .map_err(|source| Error::CreateDir { path: path.display().to_string(), source })?;
                 create_parent(&path)?;
-                let url = sqlite_url(&path);
-                let write = sqlite_pool(1, &options).connect(&url).await?;
-                let read = sqlite_pool(options.max_connections.max(1), &options).connect(&url).await?;
-                MetaStore { read, write, dialect: Dialect::Sqlite, description: format!("SQLite at {}", path.display()) }
+                let writer = open_sqlite(Some(&path))?;
+                let readers = (0..options.max_connections.max(1))
+                    .map(|_| open_sqlite(Some(&path)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let readers = ReaderPool { permits: Semaphore::new(readers.len()), idle: StdMutex::new(readers) };
+                let sqlite = Sqlite { writer: Arc::new(Mutex::new(writer)), readers: Some(readers), acquire_timeout: timeout };
+                MetaStore::new(Backend::Sqlite(Arc::new(sqlite)), Dialect::Sqlite, format!("SQLite at {}", path.display()), timeout)
             }
             DatabaseUri::SqliteMemory => {
-                // An in-memory database lives as long as its one connection.
-                let pool = sqlite_pool(1, &options)
-                    .min_connections(1)
-                    .idle_timeout(None)
-                    .max_lifetime(None)
-                    .connect("sqlite::memory:")
-                    .await?;
-                MetaStore { read: pool.clone(), write: pool, dialect: Dialect::Sqlite, description: "SQLite in memory".into() }
+                let sqlite = Sqlite { writer: Arc::new(Mutex::new(open_sqlite(None)?)), readers: None, acquire_timeout: timeout };
+                MetaStore::new(Backend::Sqlite(Arc::new(sqlite)), Dialect::Sqlite, "SQLite in memory".into(), timeout)
             }
             DatabaseUri::Postgres(url) => {
-                let pool = AnyPoolOptions::new()
+                let pool = PgPoolOptions::new()
                     .max_connections(options.max_connections.max(2))
-                    .acquire_timeout(options.acquire_timeout)
+                    .acquire_timeout(timeout)
                     .connect(&url)
                     .await?;
-                MetaStore { read: pool.clone(), write: pool, dialect: Dialect::Postgres, description: format!("PostgreSQL at {}", redact(uri)) }
+                MetaStore::new(Backend::Postgres(pool), Dialect::Postgres, format!("PostgreSQL at {}", redact(uri)), timeout)
             }
         };
         if options.migrate {
@@ -92,6 +186,10 @@ impl MetaStore {
             migrate::check_not_newer(&store).await?;
         }
         Ok(store)
+    }
+
+    fn new(backend: Backend, dialect: Dialect, description: String, acquire_timeout: Duration) -> MetaStore {
+        MetaStore { backend, dialect, description: description.into(), acquire_timeout }
     }
 
     /// Brings the schema up to the newest version this binary knows; returns the versions applied.
@@ -108,36 +206,33 @@ impl MetaStore {
         &self.description
     }
 
-    /// The pool for reads.
-    pub fn reader(&self) -> &AnyPool {
-        &self.read
+    /// Where reads run: `query(..).fetch_all(store.reader())`.
+    pub fn reader(&self) -> &MetaStore {
+        self
     }
 
-    pub(crate) fn write_pool(&self) -> &AnyPool {
-        &self.write
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     /// Starts a write transaction; it commits only when the caller commits it.
-    pub async fn begin_write(&self) -> Result<Transaction<'static>, Error> {
-        Ok(self.write.begin().await?)
+    pub async fn begin_write(&self) -> Result<Transaction, Error> {
+        match &self.backend {
+            Backend::Sqlite(sqlite) => Ok(Transaction::sqlite(sqlite.begin().await?)),
+            Backend::Postgres(pool) => {
+                let tx = tokio::time::timeout(self.acquire_timeout, pool.begin())
+                    .await
+                    .map_err(|_| Error::Unavailable("no database connection came free in time"))??;
+                Ok(Transaction::postgres(tx))
+            }
+        }
     }
 
     pub async fn close(&self) {
-        self.write.close().await;
-        self.read.close().await;
+        if let Backend::Postgres(pool) = &self.backend {
+            pool.close().await;
+        }
     }
-}
-
-fn sqlite_pool(max: u32, options: &StoreOptions) -> AnyPoolOptions {
-    AnyPoolOptions::new()
-        .max_connections(max)
-        .acquire_timeout(options.acquire_timeout)
-        .after_connect(|conn, _meta| {
-            Box::pin(async move {
-                conn.execute(SQLITE_PRAGMAS).await?;
-                Ok(())
-            })
-        })
 }
 
 fn create_parent(path: &Path) -> Result<(), Error> {
@@ -146,19 +241,4 @@ fn create_parent(path: &Path) -> Result<(), Error> {
             .map_err(|source| Error::CreateDir { path: path.display().to_string(), source }),
         _ => Ok(()),
     }
-}
-
-/// The driver's URL for a file path, percent-encoding anything that is not plainly safe.
-fn sqlite_url(path: &Path) -> String {
-    let text = path.to_string_lossy();
-    let mut url = String::from("sqlite://");
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-            url.push(b as char);
-        } else {
-            url.push_str(&format!("%{b:02X}"));
-        }
-    }
-    url.push_str("?mode=rwc");
-    url
 }

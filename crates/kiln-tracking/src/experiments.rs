@@ -3,13 +3,12 @@
 use std::collections::HashMap;
 
 use kiln_core::time::now_millis;
-use kiln_store::{Transaction, is_unique_violation};
-use sqlx::{AssertSqlSafe, Row};
+use kiln_store::{Bind, Transaction, is_unique_violation, query};
 
 use crate::entities::{ACTIVE, DELETED, Experiment, Tag};
 use crate::error::{Error, Result};
 use crate::rows::{self, EXPERIMENT_COLUMNS};
-use kiln_store::query::{Bind, IN_CHUNK, Sql};
+use kiln_store::query::{IN_CHUNK, Sql};
 use crate::validation::{MAX_EXPERIMENT_TAG_VALUE_LENGTH, parse_experiment_id, validate_key};
 use crate::Tracking;
 
@@ -20,7 +19,7 @@ impl Tracking {
     pub(crate) async fn ensure_default_experiment(&self) -> Result<()> {
         let now = now_millis();
         let mut tx = self.store.begin_write().await?;
-        sqlx::query(
+        query(
             "INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
              VALUES ($1, $2, $3, 'active', $4, $4) ON CONFLICT DO NOTHING",
         )
@@ -46,7 +45,7 @@ impl Tracking {
         }
         let now = now_millis();
         let mut tx = self.store.begin_write().await?;
-        let inserted = sqlx::query(
+        let inserted = query(
             "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
              VALUES ($1, $2, 'active', $3, $3) RETURNING experiment_id",
         )
@@ -63,7 +62,7 @@ impl Tracking {
             Err(e) => return Err(e.into()),
         };
         if artifact_location.is_none_or(str::is_empty) {
-            sqlx::query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
+            query("UPDATE experiments SET artifact_location = $1 WHERE experiment_id = $2")
                 .bind(self.experiment_location(id))
                 .bind(id)
                 .execute(&mut *tx)
@@ -79,7 +78,7 @@ impl Tracking {
     pub async fn get_experiment(&self, experiment_id: &str) -> Result<Experiment> {
         let id = parse_experiment_id(experiment_id)?;
         let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.experiment_id = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(id).fetch_optional(self.store.reader()).await?;
+        let row = query(sql).bind(id).fetch_optional(self.store.reader()).await?;
         let row = row.ok_or_else(|| Error::not_found(format!("No Experiment with id={id} exists")))?;
         let mut experiment = rows::experiment(&row)?;
         self.attach_experiment_tags(std::slice::from_mut(&mut experiment)).await?;
@@ -91,7 +90,7 @@ impl Tracking {
             return Err(Error::invalid("Missing value for required parameter 'experiment_name'"));
         }
         let sql = format!("SELECT {EXPERIMENT_COLUMNS} FROM experiments e WHERE e.name = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(name).fetch_optional(self.store.reader()).await?;
+        let row = query(sql).bind(name).fetch_optional(self.store.reader()).await?;
         let row = row.ok_or_else(|| Error::not_found(format!("Could not find experiment with name '{name}'")))?;
         let mut experiment = rows::experiment(&row)?;
         self.attach_experiment_tags(std::slice::from_mut(&mut experiment)).await?;
@@ -128,7 +127,7 @@ impl Tracking {
                 "Cannot rename experiment {id}: it is deleted; restore it first"
             )));
         }
-        let renamed = sqlx::query("UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3")
+        let renamed = query("UPDATE experiments SET name = $1, last_update_time = $2 WHERE experiment_id = $3")
             .bind(new_name)
             .bind(now_millis())
             .bind(id)
@@ -163,14 +162,14 @@ impl Tracking {
         if stage != from {
             return Err(Error::not_found(format!("No {from} experiment with id={id} exists: it is {stage}")));
         }
-        sqlx::query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
+        query("UPDATE experiments SET lifecycle_stage = $1, last_update_time = $2 WHERE experiment_id = $3")
             .bind(to)
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
         let deleted_time = if to == DELETED { Some(now) } else { None };
-        sqlx::query(
+        query(
             "UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE experiment_id = $3 AND lifecycle_stage = $4",
         )
         .bind(to)
@@ -200,7 +199,7 @@ impl Tracking {
         }
         let mut tx = self.store.begin_write().await?;
         require_active_experiment(&mut tx, id).await?;
-        let done = sqlx::query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
+        let done = query("DELETE FROM experiment_tags WHERE experiment_id = $1 AND key = $2")
             .bind(id)
             .bind(key)
             .execute(&mut *tx)
@@ -254,8 +253,8 @@ fn validate_experiment_tag(tag: &Tag) -> Result<()> {
     Ok(())
 }
 
-async fn upsert_experiment_tag(tx: &mut Transaction<'static>, id: i64, tag: &Tag) -> Result<()> {
-    sqlx::query(
+async fn upsert_experiment_tag(tx: &mut Transaction, id: i64, tag: &Tag) -> Result<()> {
+    query(
         "INSERT INTO experiment_tags (experiment_id, key, value) VALUES ($1, $2, $3) \
          ON CONFLICT (experiment_id, key) DO UPDATE SET value = excluded.value",
     )
@@ -268,8 +267,8 @@ async fn upsert_experiment_tag(tx: &mut Transaction<'static>, id: i64, tag: &Tag
 }
 
 /// The lifecycle stage and artifact location of an experiment, or NotFound.
-async fn experiment_state(tx: &mut Transaction<'static>, id: i64) -> Result<(String, String)> {
-    let row = sqlx::query("SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = $1")
+async fn experiment_state(tx: &mut Transaction, id: i64) -> Result<(String, String)> {
+    let row = query("SELECT lifecycle_stage, artifact_location FROM experiments WHERE experiment_id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await?;
@@ -280,12 +279,12 @@ async fn experiment_state(tx: &mut Transaction<'static>, id: i64) -> Result<(Str
 }
 
 /// The lifecycle stage of an experiment, or NotFound.
-pub(crate) async fn experiment_stage(tx: &mut Transaction<'static>, id: i64) -> Result<String> {
+pub(crate) async fn experiment_stage(tx: &mut Transaction, id: i64) -> Result<String> {
     Ok(experiment_state(tx, id).await?.0)
 }
 
 /// Refuses writes into a deleted experiment; answers the experiment's artifact location.
-pub(crate) async fn require_active_experiment(tx: &mut Transaction<'static>, id: i64) -> Result<String> {
+pub(crate) async fn require_active_experiment(tx: &mut Transaction, id: i64) -> Result<String> {
     let (stage, location) = experiment_state(tx, id).await?;
     if stage != ACTIVE {
         return Err(Error::invalid(format!(

@@ -2,10 +2,9 @@
 //! and the downsampled series of several runs that charts draw.
 
 use kiln_core::search::PageToken;
-use sqlx::Row;
 use tokio::sync::mpsc;
 
-use kiln_store::Dialect;
+use kiln_store::{Dialect, query};
 use kiln_store::query::Sql;
 
 use crate::entities::{Metric, RunMetric};
@@ -132,12 +131,12 @@ impl Tracking {
                     // One point more than the page holds tells whether a next page exists.
                     let want = (page - sent).saturating_add(1).min(CHUNK as i64);
                     let query = match last {
-                        None => sqlx::query(sqlx::AssertSqlSafe(first_sql.clone()))
+                        None => query(first_sql.clone())
                             .bind(run_pk)
                             .bind(&key)
                             .bind(want)
                             .bind(i64::try_from(token.offset).unwrap_or(i64::MAX)),
-                        Some((timestamp, step, value_key, is_nan)) => sqlx::query(sqlx::AssertSqlSafe(next_sql.clone()))
+                        Some((timestamp, step, value_key, is_nan)) => query(next_sql.clone())
                             .bind(run_pk)
                             .bind(&key)
                             .bind(timestamp)
@@ -209,7 +208,7 @@ impl Tracking {
                 Err(e) if e.kind() == kiln_core::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            let count: i64 = sqlx::query(
+            let count: i64 = query(
                 "SELECT COUNT(*) FROM metrics WHERE run_pk = $1 AND key = $2 AND step >= $3 AND step <= $4",
             )
             .bind(run_pk)

@@ -4,15 +4,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kiln_store::{Dialect, Transaction};
-use sqlx::Row;
+use kiln_store::{Bind, Dialect, Transaction, query};
 
 use crate::entities::*;
 use crate::error::{Error, Result};
 use crate::models::{ModelMetric, insert_model_metrics};
 use crate::rows::stored_value;
 use crate::runs::{active_run, upsert_run_tags};
-use kiln_store::query::{Bind, Sql};
+use kiln_store::query::Sql;
 use crate::validation::*;
 use crate::Tracking;
 
@@ -77,7 +76,7 @@ impl Tracking {
         if !distinct_tags.is_empty() {
             upsert_run_tags(&mut tx, self.store.dialect(), run.pk, &distinct_tags).await?;
             if let Some(name) = distinct_tags.iter().rev().find(|t| t.key == RUN_NAME_TAG) {
-                sqlx::query("UPDATE runs SET name = $1 WHERE run_pk = $2")
+                query("UPDATE runs SET name = $1 WHERE run_pk = $2")
                     .bind(&name.value)
                     .bind(run.pk)
                     .execute(&mut *tx)
@@ -101,7 +100,7 @@ impl Tracking {
         }
         let mut tx = self.store.begin_write().await?;
         let run = active_run(&mut tx, run_id).await?;
-        let done = sqlx::query("DELETE FROM run_tags WHERE run_pk = $1 AND key = $2")
+        let done = query("DELETE FROM run_tags WHERE run_pk = $1 AND key = $2")
             .bind(run.pk)
             .bind(key)
             .execute(&mut *tx)
@@ -131,7 +130,7 @@ impl Tracking {
         let run = active_run(&mut tx, run_id).await?;
         let experiment_id: i64 = run.info.experiment_id.parse().unwrap_or_default();
         for m in &models {
-            sqlx::query("INSERT INTO run_model_inputs (run_pk, model_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            query("INSERT INTO run_model_inputs (run_pk, model_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                 .bind(run.pk)
                 .bind(&m.model_id)
                 .execute(&mut *tx)
@@ -139,7 +138,7 @@ impl Tracking {
         }
         for input in inputs {
             let d = &input.dataset;
-            let existing = sqlx::query(
+            let existing = query(
                 "SELECT dataset_pk FROM datasets WHERE experiment_id = $1 AND name = $2 AND digest = $3",
             )
             .bind(experiment_id)
@@ -149,7 +148,7 @@ impl Tracking {
             .await?;
             let dataset_pk: i64 = match existing {
                 Some(row) => row.try_get(0)?,
-                None => sqlx::query(
+                None => query(
                     "INSERT INTO datasets (dataset_uuid, experiment_id, name, digest, source_type, source, schema, profile) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING dataset_pk",
                 )
@@ -165,7 +164,7 @@ impl Tracking {
                 .await?
                 .try_get(0)?,
             };
-            let added = sqlx::query(
+            let added = query(
                 "INSERT INTO run_inputs (run_pk, dataset_pk) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING input_pk",
             )
             .bind(run.pk)
@@ -174,7 +173,7 @@ impl Tracking {
             .await?;
             if added.is_some() {
                 for tag in &input.tags {
-                    sqlx::query(
+                    query(
                         "INSERT INTO run_input_tags (run_pk, dataset_pk, key, value) VALUES ($1, $2, $3, $4) \
                          ON CONFLICT (run_pk, dataset_pk, key) DO UPDATE SET value = excluded.value",
                     )
@@ -199,7 +198,7 @@ impl Tracking {
         let mut tx = self.store.begin_write().await?;
         let run = active_run(&mut tx, run_id).await?;
         for m in &models {
-            let added = sqlx::query(
+            let added = query(
                 "INSERT INTO run_outputs (run_pk, model_id, step) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING output_pk",
             )
             .bind(run.pk)
@@ -240,7 +239,7 @@ fn check_batch_limits(metrics: usize, params: usize, tags: usize) -> Result<()> 
 }
 
 /// Logs parameters; a parameter already logged with another value fails the whole batch.
-async fn insert_params(tx: &mut Transaction<'static>, dialect: Dialect, run_pk: i64, run_id: &str, params: &[Tag]) -> Result<()> {
+async fn insert_params(tx: &mut Transaction, dialect: Dialect, run_pk: i64, run_id: &str, params: &[Tag]) -> Result<()> {
     let mut q = Sql::new(dialect, "SELECT key, value FROM run_params WHERE run_pk = ");
     q.bind_int(run_pk).push(" AND key IN ");
     q.bind_list(params.iter().map(|p| Bind::Text(p.key.clone())));
@@ -275,7 +274,7 @@ async fn insert_params(tx: &mut Transaction<'static>, dialect: Dialect, run_pk: 
 
 /// Appends metric points and moves each key's latest value forward where a point is later
 /// (by step, then timestamp, then value).
-async fn insert_metrics(tx: &mut Transaction<'static>, dialect: Dialect, run_pk: i64, metrics: &[Metric]) -> Result<()> {
+async fn insert_metrics(tx: &mut Transaction, dialect: Dialect, run_pk: i64, metrics: &[Metric]) -> Result<()> {
     let mut latest: HashMap<&str, (i64, i64, f64, i64)> = HashMap::new();
     for chunk in metrics.chunks(INSERT_CHUNK) {
         let mut q = Sql::new(dialect, "INSERT INTO metrics (run_pk, key, step, timestamp, value_key, is_nan) VALUES ");

@@ -6,12 +6,9 @@ use std::collections::HashMap;
 
 use kiln_core::search::{Comparison, Entity, Op, PageToken, Schema, Value, parse_filter, parse_order_by};
 use kiln_core::time::now_millis;
-use kiln_store::query::{
-    Bind, IN_CHUNK, Sql, direction, key_value_condition, next_token, numeric_comparison, page, text_comparison,
-};
-use kiln_store::{AnyRow, Transaction};
+use kiln_store::query::{IN_CHUNK, Sql, direction, key_value_condition, next_token, numeric_comparison, page, text_comparison};
+use kiln_store::{Bind, Row, Transaction, query};
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, Row};
 
 use crate::entities::{ACTIVE, DELETED, Tag, metric_value};
 use crate::error::{Error, Result};
@@ -148,7 +145,7 @@ pub struct LoggedModelPage {
 const MODEL_COLUMNS: &str = "lm.model_pk, lm.model_id, lm.experiment_id, lm.name, lm.artifact_location, \
      lm.creation_timestamp_ms, lm.last_updated_timestamp_ms, lm.status, lm.status_message, lm.model_type, lm.source_run_id";
 
-fn model_row(row: &AnyRow) -> Result<(i64, LoggedModel)> {
+fn model_row(row: &Row) -> Result<(i64, LoggedModel)> {
     let info = LoggedModelInfo {
         model_id: row.try_get(1)?,
         experiment_id: row.try_get::<i64, _>(2)?.to_string(),
@@ -180,11 +177,11 @@ fn validate_model_name(name: &str) -> Result<()> {
 }
 
 /// The model's internal key, if it exists and is not deleted.
-async fn live_model(tx: &mut Transaction<'static>, model_id: &str) -> Result<(i64, i64)> {
+async fn live_model(tx: &mut Transaction, model_id: &str) -> Result<(i64, i64)> {
     if model_id.is_empty() {
         return Err(Error::invalid("Missing value for required parameter 'model_id'"));
     }
-    let row = sqlx::query("SELECT model_pk, experiment_id FROM logged_models WHERE model_id = $1 AND lifecycle_stage = $2")
+    let row = query("SELECT model_pk, experiment_id FROM logged_models WHERE model_id = $1 AND lifecycle_stage = $2")
         .bind(model_id)
         .bind(ACTIVE)
         .fetch_optional(&mut **tx)
@@ -193,8 +190,8 @@ async fn live_model(tx: &mut Transaction<'static>, model_id: &str) -> Result<(i6
     Ok((row.try_get(0)?, row.try_get(1)?))
 }
 
-async fn touch(tx: &mut Transaction<'static>, model_pk: i64) -> Result<()> {
-    sqlx::query("UPDATE logged_models SET last_updated_timestamp_ms = $1 WHERE model_pk = $2")
+async fn touch(tx: &mut Transaction, model_pk: i64) -> Result<()> {
+    query("UPDATE logged_models SET last_updated_timestamp_ms = $1 WHERE model_pk = $2")
         .bind(now_millis())
         .bind(model_pk)
         .execute(&mut **tx)
@@ -202,13 +199,13 @@ async fn touch(tx: &mut Transaction<'static>, model_pk: i64) -> Result<()> {
     Ok(())
 }
 
-async fn upsert_pairs(tx: &mut Transaction<'static>, table: &str, model_pk: i64, pairs: &[Tag]) -> Result<()> {
+async fn upsert_pairs(tx: &mut Transaction, table: &str, model_pk: i64, pairs: &[Tag]) -> Result<()> {
     let sql = format!(
         "INSERT INTO {table} (model_pk, key, value) VALUES ($1, $2, $3) \
          ON CONFLICT (model_pk, key) DO UPDATE SET value = excluded.value"
     );
     for p in pairs {
-        sqlx::query(AssertSqlSafe(sql.clone())).bind(model_pk).bind(&p.key).bind(&p.value).execute(&mut **tx).await?;
+        query(sql.clone()).bind(model_pk).bind(&p.key).bind(&p.value).execute(&mut **tx).await?;
     }
     Ok(())
 }
@@ -255,7 +252,7 @@ impl Tracking {
         let mut tx = self.store.begin_write().await?;
         let location = require_active_experiment(&mut tx, experiment_id).await?;
         let artifact_location = format!("{}/models/{model_id}/artifacts", location.trim_end_matches('/'));
-        let pk: i64 = sqlx::query(
+        let pk: i64 = query(
             "INSERT INTO logged_models (model_id, experiment_id, name, artifact_location, creation_timestamp_ms, \
              last_updated_timestamp_ms, status, lifecycle_stage, model_type, source_run_id) \
              VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8, $9) RETURNING model_pk",
@@ -289,7 +286,7 @@ impl Tracking {
         }
         let sql = format!("SELECT {MODEL_COLUMNS} FROM logged_models lm WHERE lm.model_id = $1 AND lm.lifecycle_stage IN ($2, $3)");
         let also = if allow_deleted { DELETED } else { ACTIVE };
-        let row = sqlx::query(AssertSqlSafe(sql))
+        let row = query(sql)
             .bind(model_id)
             .bind(ACTIVE)
             .bind(also)
@@ -305,7 +302,7 @@ impl Tracking {
     pub async fn finalize_logged_model(&self, model_id: &str, status: LoggedModelStatus) -> Result<LoggedModel> {
         let mut tx = self.store.begin_write().await?;
         let (pk, _) = live_model(&mut tx, model_id).await?;
-        sqlx::query("UPDATE logged_models SET status = $1, last_updated_timestamp_ms = $2 WHERE model_pk = $3")
+        query("UPDATE logged_models SET status = $1, last_updated_timestamp_ms = $2 WHERE model_pk = $3")
             .bind(status.as_str())
             .bind(now_millis())
             .bind(pk)
@@ -328,7 +325,7 @@ impl Tracking {
     pub async fn delete_logged_model_tag(&self, model_id: &str, key: &str) -> Result<()> {
         let mut tx = self.store.begin_write().await?;
         let (pk, _) = live_model(&mut tx, model_id).await?;
-        let done = sqlx::query("DELETE FROM logged_model_tags WHERE model_pk = $1 AND key = $2")
+        let done = query("DELETE FROM logged_model_tags WHERE model_pk = $1 AND key = $2")
             .bind(pk)
             .bind(key)
             .execute(&mut *tx)
@@ -347,7 +344,7 @@ impl Tracking {
         let mut tx = self.store.begin_write().await?;
         let (pk, _) = live_model(&mut tx, model_id).await?;
         for p in &params {
-            let added = sqlx::query(
+            let added = query(
                 "INSERT INTO logged_model_params (model_pk, key, value) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING key",
             )
             .bind(pk)
@@ -374,7 +371,7 @@ impl Tracking {
             return Err(Error::invalid("Missing value for required parameter 'model_id'"));
         }
         let mut tx = self.store.begin_write().await?;
-        let done = sqlx::query(
+        let done = query(
             "UPDATE logged_models SET lifecycle_stage = $1, \
              last_updated_timestamp_ms = CASE WHEN lifecycle_stage = $1 THEN last_updated_timestamp_ms ELSE $2 END \
              WHERE model_id = $3",
@@ -517,7 +514,7 @@ impl Tracking {
 
 /// Records metrics a run logged against models, inside the run's logging transaction. Every
 /// model must exist.
-pub(crate) async fn insert_model_metrics(tx: &mut Transaction<'static>, metrics: &[ModelMetric]) -> Result<()> {
+pub(crate) async fn insert_model_metrics(tx: &mut Transaction, metrics: &[ModelMetric]) -> Result<()> {
     let mut pks: HashMap<&str, i64> = HashMap::new();
     for m in metrics {
         if !pks.contains_key(m.model_id.as_str()) {
@@ -525,7 +522,7 @@ pub(crate) async fn insert_model_metrics(tx: &mut Transaction<'static>, metrics:
             pks.insert(&m.model_id, pk);
         }
         let (value, value_key, is_nan) = stored_value(m.value);
-        sqlx::query(
+        query(
             "INSERT INTO logged_model_metrics (model_pk, key, timestamp, step, run_id, dataset_name, dataset_digest, \
              value, value_key, is_nan) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              ON CONFLICT (model_pk, key, timestamp, step, run_id, dataset_name, dataset_digest) \

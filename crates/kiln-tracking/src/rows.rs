@@ -1,7 +1,6 @@
 //! Turning rows into entities.
 
-use kiln_store::AnyRow;
-use sqlx::Row;
+use kiln_store::Row;
 
 use crate::entities::{Experiment, Metric, RunInfo, Tag};
 use crate::error::Result;
@@ -9,7 +8,7 @@ use crate::error::Result;
 pub(crate) const EXPERIMENT_COLUMNS: &str =
     "e.experiment_id, e.name, e.artifact_location, e.lifecycle_stage, e.creation_time, e.last_update_time";
 
-pub(crate) fn experiment(row: &AnyRow) -> Result<Experiment> {
+pub(crate) fn experiment(row: &Row) -> Result<Experiment> {
     Ok(Experiment {
         experiment_id: row.try_get::<i64, _>(0)?.to_string(),
         name: row.try_get(1)?,
@@ -30,7 +29,7 @@ pub(crate) struct RunRow {
     pub info: RunInfo,
 }
 
-pub(crate) fn run(row: &AnyRow) -> Result<RunRow> {
+pub(crate) fn run(row: &Row) -> Result<RunRow> {
     let run_id: String = row.try_get(1)?;
     Ok(RunRow {
         pk: row.try_get(0)?,
@@ -49,12 +48,12 @@ pub(crate) fn run(row: &AnyRow) -> Result<RunRow> {
     })
 }
 
-pub(crate) fn tag(row: &AnyRow, first: usize) -> Result<Tag> {
+pub(crate) fn tag(row: &Row, first: usize) -> Result<Tag> {
     Ok(Tag { key: row.try_get(first)?, value: row.try_get(first + 1)? })
 }
 
 /// A metric point from columns `key, value_key, timestamp, step, is_nan` starting at `first`.
-pub(crate) fn metric(row: &AnyRow, first: usize) -> Result<Metric> {
+pub(crate) fn metric(row: &Row, first: usize) -> Result<Metric> {
     let is_nan: i64 = row.try_get(first + 4)?;
     Ok(Metric {
         key: row.try_get(first)?,

@@ -4,15 +4,14 @@ use std::collections::HashMap;
 
 use kiln_core::ids::new_run_id;
 use kiln_core::time::now_millis;
-use kiln_store::{Dialect, Transaction};
-use sqlx::{AssertSqlSafe, Row};
+use kiln_store::{Bind, Dialect, Transaction, query};
 
 use crate::entities::*;
 use crate::error::{Error, Result};
 use crate::experiments::require_active_experiment;
 use crate::names::random_run_name;
 use crate::rows::{self, RUN_COLUMNS, RunRow};
-use kiln_store::query::{Bind, IN_CHUNK, Sql};
+use kiln_store::query::{IN_CHUNK, Sql};
 use crate::validation::{MAX_TAG_VALUE_LENGTH, parse_experiment_id, truncate_chars};
 use crate::Tracking;
 
@@ -81,7 +80,7 @@ impl Tracking {
             lifecycle_stage: ACTIVE.to_string(),
             run_id: run_id.clone(),
         };
-        let pk: i64 = sqlx::query(
+        let pk: i64 = query(
             "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING run_pk",
         )
@@ -116,7 +115,7 @@ impl Tracking {
     pub(crate) async fn find_run(&self, run_id: &str) -> Result<RunRow> {
         require_run_id(run_id)?;
         let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1");
-        let row = sqlx::query(AssertSqlSafe(sql)).bind(run_id).fetch_optional(self.store.reader()).await?;
+        let row = query(sql).bind(run_id).fetch_optional(self.store.reader()).await?;
         match row {
             Some(row) => rows::run(&row),
             None => Err(run_not_found(run_id)),
@@ -142,7 +141,7 @@ impl Tracking {
             upsert_run_tags(&mut tx, self.store.dialect(), run.pk, &[Tag { key: RUN_NAME_TAG.into(), value: name.clone() }]).await?;
             info.run_name = name;
         }
-        sqlx::query("UPDATE runs SET status = $1, end_time = $2, name = $3 WHERE run_pk = $4")
+        query("UPDATE runs SET status = $1, end_time = $2, name = $3 WHERE run_pk = $4")
             .bind(&info.status)
             .bind(info.end_time)
             .bind(&info.run_name)
@@ -166,7 +165,7 @@ impl Tracking {
     async fn set_run_stage(&self, run_id: &str, stage: &str, deleted_time: Option<i64>) -> Result<()> {
         require_run_id(run_id)?;
         let mut tx = self.store.begin_write().await?;
-        let done = sqlx::query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
+        let done = query("UPDATE runs SET lifecycle_stage = $1, deleted_time = $2 WHERE run_uuid = $3")
             .bind(stage)
             .bind(deleted_time)
             .bind(run_id)
@@ -314,10 +313,10 @@ pub(crate) fn run_not_found(run_id: &str) -> Error {
 }
 
 /// The run, locked for this write transaction's purpose; writes to a deleted run are refused.
-pub(crate) async fn active_run(tx: &mut Transaction<'static>, run_id: &str) -> Result<RunRow> {
+pub(crate) async fn active_run(tx: &mut Transaction, run_id: &str) -> Result<RunRow> {
     require_run_id(run_id)?;
     let sql = format!("SELECT {RUN_COLUMNS} FROM runs r WHERE r.run_uuid = $1");
-    let row = sqlx::query(AssertSqlSafe(sql)).bind(run_id).fetch_optional(&mut **tx).await?;
+    let row = query(sql).bind(run_id).fetch_optional(&mut **tx).await?;
     let run = match row {
         Some(row) => rows::run(&row)?,
         None => return Err(run_not_found(run_id)),
@@ -332,7 +331,7 @@ pub(crate) async fn active_run(tx: &mut Transaction<'static>, run_id: &str) -> R
 }
 
 /// Inserts or overwrites tags (keys must be distinct).
-pub(crate) async fn upsert_run_tags(tx: &mut Transaction<'static>, dialect: Dialect, run_pk: i64, tags: &[Tag]) -> Result<()> {
+pub(crate) async fn upsert_run_tags(tx: &mut Transaction, dialect: Dialect, run_pk: i64, tags: &[Tag]) -> Result<()> {
     for chunk in tags.chunks(300) {
         let mut q = Sql::new(dialect, "INSERT INTO run_tags (run_pk, key, value) VALUES ");
         for (i, tag) in chunk.iter().enumerate() {

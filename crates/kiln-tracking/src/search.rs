@@ -5,7 +5,8 @@ use kiln_core::search::{Comparison, Entity, Op, OrderBy, PageToken, Schema, Valu
 use crate::entities::{Experiment, Run, ViewType};
 use crate::error::{Error, Result};
 use crate::rows::{self, EXPERIMENT_COLUMNS, RUN_COLUMNS};
-use kiln_store::query::{Bind, Sql, direction, key_value_condition, next_token, numeric_comparison, page, text_comparison};
+use kiln_store::Bind;
+use kiln_store::query::{Sql, direction, key_value_condition, next_token, numeric_comparison, page, text_comparison};
 use crate::validation::{MAX_SEARCH_RESULTS, parse_experiment_id, validate_max_results};
 use crate::Tracking;
 

@@ -8,35 +8,42 @@ use kiln_store::{MetaStore, StoreOptions};
 use kiln_tracking::*;
 use sqlx::Connection;
 
-async fn sqlite() -> (Tracking, Option<String>) {
-    let store = MetaStore::connect("sqlite://", StoreOptions::default()).await.expect("in-memory SQLite");
-    (Tracking::open(store, "mlflow-artifacts:/").await.expect("open tracking"), None)
+/// A fresh SQLite file (WAL, a writer and a pool of readers, as `kiln server` runs it).
+async fn sqlite() -> (Tracking, Scratch) {
+    let path = std::env::temp_dir().join(format!("kiln-test-{}.db", uuid::Uuid::new_v4().simple()));
+    let store = MetaStore::connect(&format!("sqlite:///{}", path.display()), StoreOptions::default()).await.expect("SQLite");
+    (Tracking::open(store, "mlflow-artifacts:/").await.expect("open tracking"), Scratch::SqliteFile(path))
 }
 
 fn pg_admin() -> String {
     std::env::var("KILN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-async fn postgres() -> (Tracking, Option<String>) {
-    sqlx::any::install_default_drivers();
+async fn postgres() -> (Tracking, Scratch) {
     let name = format!("kiln_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_admin()))
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_admin()))
         .await
         .expect("PostgreSQL must be reachable at $KILN_TEST_PG for the conformance suite");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create database");
     let store = MetaStore::connect(&format!("{}/{name}", pg_admin()), StoreOptions::default()).await.expect("connect");
-    (Tracking::open(store, "mlflow-artifacts:/").await.expect("open tracking"), Some(name))
+    (Tracking::open(store, "mlflow-artifacts:/").await.expect("open tracking"), Scratch::PgDatabase(name))
 }
 
 async fn drop_pg(name: &str) {
-    let mut admin = sqlx::AnyConnection::connect(&format!("{}/postgres", pg_admin())).await.expect("admin");
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_admin())).await.expect("admin");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
         .execute(&mut admin)
         .await
         .expect("drop database");
 }
 
-async fn run_on<F, Fut>(backend: (Tracking, Option<String>), test: F)
+/// What a test made for itself and removes afterwards.
+enum Scratch {
+    SqliteFile(std::path::PathBuf),
+    PgDatabase(String),
+}
+
+async fn run_on<F, Fut>(backend: (Tracking, Scratch), test: F)
 where
     F: FnOnce(Tracking) -> Fut,
     Fut: Future<Output = ()>,
@@ -45,8 +52,15 @@ where
     let store = tracking.store().clone();
     test(tracking).await;
     store.close().await;
-    if let Some(db) = db {
-        drop_pg(&db).await;
+    match db {
+        Scratch::SqliteFile(file) => {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut name = file.clone().into_os_string();
+                name.push(suffix);
+                let _ = std::fs::remove_file(name);
+            }
+        }
+        Scratch::PgDatabase(name) => drop_pg(&name).await,
     }
 }
 
