@@ -563,10 +563,13 @@ def create_run(c: Client, exp_id: str, name: str) -> str:
 
 
 class BatchTemplate:
-    """Pre-rendered log-batch body of `n` metric points; each render gets new steps.
+    """Pre-rendered log-batch body of `n` metric points; each render gets new steps and
+    new timestamps, as a training job's client stamps each call with its clock.
 
-    Entry i has key keys[i % len(keys)] and step B*per_key + i//len(keys), where B
-    is the (1-based) batch number. Rendering is a single str.replace so that body
+    Entry i has key keys[i % len(keys)], step B*per_key + i//len(keys) and timestamp
+    (ts // 10**w + B) * 10**w + i (w digits hold i: with n = 1,000 each batch is one
+    second after the one before, its points a millisecond apart), where B is the
+    (1-based) batch number. Rendering is two str.replace calls so that body
     construction costs microseconds, not milliseconds.
     """
 
@@ -578,16 +581,19 @@ class BatchTemplate:
         if per_key != 10 ** width:
             # Steps are formed as str(B) + zero-padded offset, which needs per_key = 10**k.
             raise ValueError("points per key must be a power of ten")
+        ts_width = len(str(n - 1))
         parts = []
         for i in range(n):
             off = str(i // nk).zfill(width)
-            parts.append('{"key":"%s","value":%.6f,"timestamp":%d,"step":@B@%s}'
-                         % (keys[i % nk], rng.random(), ts + i, off))
+            parts.append('{"key":"%s","value":%.6f,"timestamp":@T@%s,"step":@B@%s}'
+                         % (keys[i % nk], rng.random(), str(i).zfill(ts_width), off))
         self.per_key = per_key
+        self.ts_base = ts // 10 ** ts_width
         self.template = '{"run_id":"%s","metrics":[%s]}' % (run_id, ",".join(parts))
 
     def render(self, batch_no: int) -> bytes:
-        return self.template.replace("@B@", str(batch_no)).encode()
+        body = self.template.replace("@B@", str(batch_no)).replace("@T@", str(self.ts_base + batch_no))
+        return body.encode()
 
 
 def run_wrk(port: int, path: str, seconds: float, conns: int, threads: int, env_extra: dict) -> dict:

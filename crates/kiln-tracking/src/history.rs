@@ -4,7 +4,7 @@
 use kiln_core::search::PageToken;
 use tokio::sync::mpsc;
 
-use kiln_store::{Dialect, query};
+use kiln_store::query;
 use kiln_store::query::Sql;
 
 use crate::entities::{Metric, RunMetric};
@@ -41,54 +41,18 @@ pub struct BulkIntervalQuery {
     pub max_results: Option<i64>,
 }
 
-/// History is read in chunks of [`CHUNK`] points, each packed by the database into one row of
-/// text (`timestamp,step,value_key,is_nan` joined by `;`): the driver's per-row cost, not the
-/// database, is what limits a long history. Chunks after the first continue from the last
-/// point read (keyset), so every chunk is an index range scan. Only integers travel as text, so
-/// every double comes back bit for bit (see `rows::order_key`).
-fn history_chunk_sql(dialect: Dialect, first: bool) -> String {
-    let (concat, point) = match dialect {
-        Dialect::Sqlite => ("group_concat", "timestamp || ',' || step || ',' || value_key || ',' || is_nan"),
-        Dialect::Postgres => {
-            ("string_agg", "timestamp::text || ',' || step::text || ',' || value_key::text || ',' || is_nan::text")
-        }
-    };
+/// History is read in chunks of [`CHUNK`] points. Chunks after the first continue from the last
+/// point read (keyset), so every chunk is a range scan of the metrics table's own order.
+fn history_chunk_sql(first: bool) -> String {
     let (after, limit) = if first {
         ("", "LIMIT $3 OFFSET $4")
     } else {
         ("AND (timestamp, step, value_key, is_nan) > ($3, $4, $5, $6)", "LIMIT $7")
     };
     format!(
-        "SELECT {concat}({point}, ';' ORDER BY timestamp, step, value_key, is_nan), COUNT(*) FROM \
-         (SELECT timestamp, step, value_key, is_nan FROM metrics WHERE run_pk = $1 AND key = $2 {after} \
-         ORDER BY timestamp, step, value_key, is_nan {limit}) chunk"
+        "SELECT timestamp, step, value_key, is_nan FROM metrics WHERE run_pk = $1 AND key = $2 {after} \
+         ORDER BY timestamp, step, value_key, is_nan {limit}"
     )
-}
-
-/// Unpacks a chunk; also returns the last point's (timestamp, step, value_key, is_nan), where
-/// the next chunk starts after.
-fn unpack_points(key: &str, packed: &str) -> Result<(Vec<Metric>, (i64, i64, i64, i64))> {
-    let corrupt = || {
-        Error::Store(kiln_store::Error::Corrupt(format!(
-            "unreadable packed metric history near '{}'",
-            packed.chars().take(80).collect::<String>()
-        )))
-    };
-    let mut end = (0, 0, 0, 0);
-    let points = packed
-        .split(';')
-        .map(|point| {
-            let mut fields = point.split(',');
-            let mut next = || fields.next().ok_or_else(corrupt);
-            let timestamp: i64 = next()?.parse().map_err(|_| corrupt())?;
-            let step: i64 = next()?.parse().map_err(|_| corrupt())?;
-            let value_key: i64 = next()?.parse().map_err(|_| corrupt())?;
-            let is_nan: i64 = next()?.parse().map_err(|_| corrupt())?;
-            end = (timestamp, step, value_key, is_nan);
-            Ok(Metric { key: key.to_string(), value: rows::value_from_key(value_key, is_nan != 0), timestamp, step })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok((points, end))
 }
 
 impl Tracking {
@@ -120,7 +84,7 @@ impl Tracking {
             Err(e) => return Err(e),
         };
         let pool = self.store.reader().clone();
-        let (first_sql, next_sql) = (history_chunk_sql(self.store.dialect(), true), history_chunk_sql(self.store.dialect(), false));
+        let (first_sql, next_sql) = (history_chunk_sql(true), history_chunk_sql(false));
         let key = metric_key.to_string();
         tokio::spawn(async move {
             let page = max_results.unwrap_or(i64::MAX);
@@ -145,14 +109,22 @@ impl Tracking {
                             .bind(is_nan)
                             .bind(want),
                     };
-                    let row = query.fetch_one(&pool).await?;
-                    let count: i64 = row.try_get(1)?;
+                    let found = query.fetch_all(&pool).await?;
+                    let count = found.len() as i64;
+                    let mut chunk = Vec::with_capacity(found.len());
+                    for row in &found {
+                        let point = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get::<i64, _>(3)?);
+                        chunk.push(Metric {
+                            key: key.clone(),
+                            value: rows::value_from_key(point.2, point.3 != 0),
+                            timestamp: point.0,
+                            step: point.1,
+                        });
+                        last = Some(point);
+                    }
                     if count == 0 {
                         return Ok(None);
                     }
-                    let packed: String = row.try_get(0)?;
-                    let (mut chunk, end) = unpack_points(&key, &packed)?;
-                    last = Some(end);
                     let room = usize::try_from(page - sent).unwrap_or(usize::MAX);
                     if chunk.len() > room {
                         chunk.truncate(room);
