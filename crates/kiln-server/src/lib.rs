@@ -6,6 +6,7 @@ mod error;
 mod meta;
 mod mlflow;
 pub mod routes;
+pub mod serving;
 mod ui;
 
 use std::time::Duration;

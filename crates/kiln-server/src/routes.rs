@@ -57,24 +57,24 @@ pub struct RouteSpec {
     pub permission: Permission,
 }
 
-/// The table being built, and the router it makes.
-pub struct RouteTable {
-    router: Router<AppState>,
+/// The table being built, and the router it makes; `S` is the state its handlers share.
+pub struct RouteTable<S = AppState> {
+    router: Router<S>,
     specs: Vec<RouteSpec>,
 }
 
-impl RouteTable {
-    fn new() -> Self {
+impl<S: Clone + Send + Sync + 'static> RouteTable<S> {
+    pub(crate) fn new() -> Self {
         RouteTable { router: Router::new(), specs: Vec::new() }
     }
 
     /// Declares a route. A handler for the same path and method twice is a bug caught at start.
     pub fn route<H, T>(mut self, method: Method, path: &str, permission: Permission, handler: H) -> Self
     where
-        H: axum::handler::Handler<T, AppState>,
+        H: axum::handler::Handler<T, S>,
         T: 'static,
     {
-        let method_router: MethodRouter<AppState> = on(method.filter(), handler);
+        let method_router: MethodRouter<S> = on(method.filter(), handler);
         self.router = self.router.route(path, method_router);
         self.specs.push(RouteSpec { method, path: path.to_string(), permission });
         self
@@ -84,7 +84,7 @@ impl RouteTable {
         &self.specs
     }
 
-    pub fn into_router(self) -> Router<AppState> {
+    pub fn into_router(self) -> Router<S> {
         self.router
     }
 }

@@ -1,12 +1,13 @@
 //! `kiln`: the command line. Each subcommand is glue over the same services the server uses.
 
 mod config;
+mod serve;
 mod server;
 
 use clap::{Parser, Subcommand};
 
-/// Kiln runs the machine-learning lifecycle in one binary: experiment tracking with MLflow's
-/// REST API today; the model registry, serving, monitoring and pipelines as they land.
+/// Kiln runs the machine-learning lifecycle in one binary: experiment tracking and the model
+/// registry with MLflow's REST API, and model serving with the Open Inference Protocol.
 #[derive(Parser)]
 #[command(name = "kiln", version, about, long_about = None)]
 struct Cli {
@@ -22,6 +23,14 @@ enum Command {
     /// flags, then KILN_* environment variables, then the [server] table of a TOML file given
     /// with --config, then the defaults shown.
     Server(config::ServerArgs),
+    /// Serve ONNX models: the Open Inference Protocol (REST, with binary tensors, as Triton and
+    /// KServe speak it) and MLflow's /invocations, with dynamic batching and Prometheus metrics.
+    ///
+    /// Models come from a tracking server's registry (models:/name@alias, followed as the alias
+    /// moves), a run (runs:/...), or a local folder with MLmodel and an ONNX file. ONNX Runtime
+    /// is found through ORT_DYLIB_PATH, the system's library folders, or the onnxruntime Python
+    /// package (pip install onnxruntime).
+    Serve(serve::ServeArgs),
     /// Manage the metadata database.
     Db {
         #[command(subcommand)]
@@ -48,6 +57,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Server(args) => server::run(args.resolve()?).await,
+            Command::Serve(args) => serve::run(args).await,
             Command::Db { command: DbCommand::Upgrade(args) } => server::upgrade(args.resolve()?).await,
         }
     });

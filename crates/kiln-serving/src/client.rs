@@ -1,0 +1,272 @@
+//! Resolving model URIs against a tracking server (Kiln's or MLflow's) over its REST API, and
+//! downloading the model's files through its proxied artifact API.
+
+use std::path::Path;
+
+use futures_util::StreamExt;
+use kiln_registry::ModelUri;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use crate::error::{Error, Result};
+
+/// Most files a model folder may hold, and how deep its folders may nest.
+const MAX_FILES: usize = 10_000;
+const MAX_DEPTH: usize = 16;
+
+/// A model URI resolved to one version and where its files are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The registry version (`3`), the logged model's id, or `1` for a run's artifacts.
+    pub version: String,
+    /// Where the files are, as the server names them (`mlflow-artifacts:/1/models/m-.../artifacts`).
+    pub artifact_uri: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TrackingClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl TrackingClient {
+    /// A client of the tracking server at `base` (`http://127.0.0.1:5000`).
+    pub fn new(base: &str) -> Result<TrackingClient> {
+        let base = base.trim_end_matches('/').to_string();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(Error::invalid(format!("the tracking URI '{base}' is not an http:// or https:// URL")));
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::Io(format!("cannot make an HTTP client: {e}")))?;
+        Ok(TrackingClient { base, http })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The version a URI names now, and where its files are.
+    pub async fn resolve(&self, uri: &str) -> Result<Resolved> {
+        if let Some(rest) = uri.strip_prefix("runs:/") {
+            let (run_id, path) = rest.trim_start_matches('/').split_once('/').unwrap_or((rest, ""));
+            if run_id.is_empty() {
+                return Err(Error::invalid(format!("'{uri}' names no run: use runs:/<run_id>/<path>")));
+            }
+            let run = self.get("/api/2.0/mlflow/runs/get", &[("run_id", run_id)]).await?;
+            let root = text(&run, &["run", "info", "artifact_uri"])?;
+            let artifact_uri = if path.is_empty() { root } else { format!("{}/{}", root.trim_end_matches('/'), path.trim_matches('/')) };
+            return Ok(Resolved { version: "1".into(), artifact_uri });
+        }
+        let parsed = ModelUri::parse(uri)?;
+        let (name, version) = match parsed {
+            ModelUri::LoggedModel { model_id } => {
+                let model = self.get(&format!("/api/2.0/mlflow/logged-models/{model_id}"), &[]).await?;
+                return Ok(Resolved { version: model_id, artifact_uri: text(&model, &["model", "info", "artifact_uri"])? });
+            }
+            ModelUri::Version { name, version } => (name, version.to_string()),
+            ModelUri::Alias { name, alias } => {
+                let found = self.get("/api/2.0/mlflow/registered-models/alias", &[("name", &name), ("alias", &alias)]).await?;
+                let version = text(&found, &["model_version", "version"])?;
+                (name, version)
+            }
+            ModelUri::Stage { name, stage } => {
+                let version = self.newest(&name, Some(stage.as_str())).await?;
+                (name, version)
+            }
+            ModelUri::Latest { name } => {
+                let version = self.newest(&name, None).await?;
+                (name, version)
+            }
+        };
+        let found = self.get("/api/2.0/mlflow/model-versions/get-download-uri", &[("name", &name), ("version", &version)]).await?;
+        Ok(Resolved { version, artifact_uri: text(&found, &["artifact_uri"])? })
+    }
+
+    /// The newest version of a model, in a stage or in any.
+    async fn newest(&self, name: &str, stage: Option<&str>) -> Result<String> {
+        let body = match stage {
+            Some(stage) => json!({ "name": name, "stages": [stage] }),
+            None => json!({ "name": name }),
+        };
+        let found = self.post("/api/2.0/mlflow/registered-models/get-latest-versions", body).await?;
+        found
+            .get("model_versions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.get("version").and_then(Value::as_str).and_then(|s| s.parse::<i64>().ok()))
+            .max()
+            .map(|v| v.to_string())
+            .ok_or_else(|| match stage {
+                Some(stage) => Error::not_found(format!("the model '{name}' has no version in the stage {stage}")),
+                None => Error::not_found(format!("the model '{name}' has no versions")),
+            })
+    }
+
+    /// Downloads every file under an `mlflow-artifacts:` URI into `dest`.
+    pub async fn download(&self, artifact_uri: &str, dest: &Path) -> Result<()> {
+        let root = proxied_path(artifact_uri)?;
+        let mut pending = vec![(String::new(), 0usize)];
+        let mut files = 0usize;
+        while let Some((dir, depth)) = pending.pop() {
+            let listed = join(&root, &dir);
+            let found = self.get("/api/2.0/mlflow-artifacts/artifacts", &[("path", &listed)]).await?;
+            for entry in found.get("files").and_then(Value::as_array).into_iter().flatten() {
+                let name = entry.get("path").and_then(Value::as_str).unwrap_or_default();
+                let name = name.rsplit('/').next().unwrap_or(name);
+                if name.is_empty() || name == "." || name == ".." || name.contains('\\') {
+                    return Err(Error::Model(format!("the tracking server listed an unusable file name '{name}' under {artifact_uri}")));
+                }
+                let relative = join(&dir, name);
+                if entry.get("is_dir").and_then(Value::as_bool).unwrap_or(false) {
+                    if depth + 1 > MAX_DEPTH {
+                        return Err(Error::Model(format!("the model's folders under {artifact_uri} nest deeper than {MAX_DEPTH}")));
+                    }
+                    tokio::fs::create_dir_all(dest.join(&relative)).await.map_err(|e| Error::Io(format!("{}: {e}", dest.display())))?;
+                    pending.push((relative, depth + 1));
+                } else {
+                    files += 1;
+                    if files > MAX_FILES {
+                        return Err(Error::Model(format!("the model under {artifact_uri} holds more than {MAX_FILES} files")));
+                    }
+                    self.fetch_file(&join(&root, &relative), &dest.join(&relative)).await?;
+                }
+            }
+        }
+        if files == 0 {
+            return Err(Error::not_found(format!("no files under {artifact_uri}")));
+        }
+        Ok(())
+    }
+
+    async fn fetch_file(&self, path: &str, to: &Path) -> Result<()> {
+        let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}", self.base, encode_path(path));
+        let response = self.http.get(&url).send().await.map_err(|e| self.unreachable(e))?;
+        let response = self.check(response).await?;
+        if let Some(parent) = to.parent() {
+            tokio::fs::create_dir_all(parent).await.map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
+        }
+        let mut file = tokio::fs::File::create(to).await.map_err(|e| Error::Io(format!("{}: {e}", to.display())))?;
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.unreachable(e))?;
+            file.write_all(&chunk).await.map_err(|e| Error::Io(format!("{}: {e}", to.display())))?;
+        }
+        file.flush().await.map_err(|e| Error::Io(format!("{}: {e}", to.display())))?;
+        Ok(())
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let response = self.http.get(format!("{}{path}", self.base)).query(query).send().await.map_err(|e| self.unreachable(e))?;
+        self.json(response).await
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value> {
+        let response = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.map_err(|e| self.unreachable(e))?;
+        self.json(response).await
+    }
+
+    async fn json(&self, response: reqwest::Response) -> Result<Value> {
+        let response = self.check(response).await?;
+        response.json().await.map_err(|e| Error::Unavailable(format!("the tracking server at {} answered with unreadable JSON: {e}", self.base)))
+    }
+
+    /// The response if it is a success; else the server's error as ours.
+    async fn check(&self, response: reqwest::Response) -> Result<reqwest::Response> {
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let message = body.get("message").and_then(Value::as_str).unwrap_or("no message").to_string();
+        let code = body.get("error_code").and_then(Value::as_str).unwrap_or_default();
+        Err(if status == reqwest::StatusCode::NOT_FOUND || code == "RESOURCE_DOES_NOT_EXIST" {
+            Error::NotFound(message)
+        } else if status.is_client_error() {
+            Error::Invalid(message)
+        } else {
+            Error::Unavailable(format!("the tracking server at {} answered {status}: {message}", self.base))
+        })
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> Error {
+        Error::Unavailable(format!("cannot reach the tracking server at {}: {e}", self.base))
+    }
+}
+
+/// The path inside the proxied artifact store that an `mlflow-artifacts:` URI names (with or
+/// without a host: `mlflow-artifacts:/1/x`, `mlflow-artifacts://host:5000/1/x`).
+fn proxied_path(uri: &str) -> Result<String> {
+    let rest = uri.strip_prefix("mlflow-artifacts:").ok_or_else(|| {
+        Error::Model(format!(
+            "the model's files are at {uri}; kiln serve downloads models through the tracking server's proxied artifact \
+             API (mlflow-artifacts:/), so start the tracking server with artifact proxying (kiln server does by default)"
+        ))
+    })?;
+    let path = match rest.strip_prefix("//") {
+        Some(with_host) => with_host.split_once('/').map_or("", |(_, p)| p),
+        None => rest,
+    };
+    Ok(path.trim_matches('/').to_string())
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_string(),
+        (_, true) => a.to_string(),
+        _ => format!("{a}/{b}"),
+    }
+}
+
+/// Percent-encodes each segment of a path for a URL.
+fn encode_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            segment
+                .bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn text(value: &Value, path: &[&str]) -> Result<String> {
+    let mut v = value;
+    for key in path {
+        v = v.get(key).ok_or_else(|| Error::Unavailable(format!("the tracking server's answer has no {}", path.join("."))))?;
+    }
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        _ => Err(Error::Unavailable(format!("the tracking server's answer has no text at {}", path.join(".")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxied_uris_give_their_path() {
+        assert_eq!(proxied_path("mlflow-artifacts:/1/models/m-1/artifacts").unwrap(), "1/models/m-1/artifacts");
+        assert_eq!(proxied_path("mlflow-artifacts://127.0.0.1:5000/1/x/").unwrap(), "1/x");
+        assert!(proxied_path("s3://bucket/1/x").is_err());
+        assert!(proxied_path("file:///tmp/x").is_err());
+    }
+
+    #[test]
+    fn paths_are_encoded_per_segment() {
+        assert_eq!(encode_path("1/a b/c%d"), "1/a%20b/c%25d");
+        assert_eq!(join("", "x"), "x");
+        assert_eq!(join("a", "x"), "a/x");
+    }
+}

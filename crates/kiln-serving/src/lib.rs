@@ -1,0 +1,21 @@
+//! Model serving: ONNX models (from a folder, a run or the registry) run through ONNX Runtime,
+//! with concurrent requests merged into batches, checked against each model's inputs, counted
+//! per model, and followed when their alias or stage moves. Protocols (the Open Inference
+//! Protocol, MLflow's `/invocations`) live in the HTTP layer over [`Serving`].
+
+mod batch;
+mod client;
+mod error;
+mod metrics;
+mod model;
+mod runtime;
+mod serving;
+mod tensor;
+
+pub use client::{Resolved, TrackingClient};
+pub use error::{Error, Result};
+pub use metrics::{Histogram, ModelMetrics, render as render_metrics};
+pub use model::{InferRequest, InferResponse, IoSpec, LoadedModel, ModelConfig, Timing, onnx_file};
+pub use runtime::{OnnxRuntime, onnx_runtime};
+pub use serving::{Endpoint, ModelSource, Serving, ServingOptions, clear_cache, default_cache};
+pub use tensor::{DataType, Tensor, TensorData, data_from_json, data_to_json, element_count};

@@ -1,0 +1,142 @@
+//! `kiln serve`: ONNX models behind the Open Inference Protocol and MLflow's `/invocations`.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use kiln_server::serving::{ServingApiOptions, ServingState};
+use kiln_serving::{ModelConfig, ModelSource, Serving, ServingOptions, TrackingClient};
+use tracing::info;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A model to serve, as NAME=SOURCE; repeat for several. SOURCE is a registry URI
+    /// (models:/fraud@champion, models:/fraud/3, models:/fraud/Production, models:/<model_id>),
+    /// a run's artifacts (runs:/<run_id>/model), or a local folder holding MLmodel and the ONNX
+    /// file. Aliases and stages are followed: when they move, the new version is loaded, warmed
+    /// and swapped in without failing a request.
+    #[arg(long = "model", value_name = "NAME=SOURCE", env = "KILN_SERVE_MODELS", value_delimiter = ',')]
+    models: Vec<String>,
+    /// The tracking server that resolves models:/ and runs:/ sources (kiln server or mlflow server)
+    #[arg(long, env = "MLFLOW_TRACKING_URI")]
+    tracking_uri: Option<String>,
+    /// Address to listen on [use 0.0.0.0 to listen on every interface]
+    #[arg(long, env = "KILN_SERVE_HOST", default_value = "127.0.0.1")]
+    host: String,
+    /// Port to listen on
+    #[arg(long, short, env = "KILN_SERVE_PORT", default_value_t = 8080)]
+    port: u16,
+    /// ONNX Runtime sessions per model, each running one batch at a time [default: the number of cores]
+    #[arg(long, env = "KILN_SERVE_SESSIONS")]
+    sessions: Option<usize>,
+    /// Threads each session uses within one operator
+    #[arg(long, env = "KILN_SERVE_INTRA_THREADS", default_value_t = 1)]
+    intra_threads: usize,
+    /// Most rows merged from concurrent requests into one model run; 1 turns batching off
+    #[arg(long, env = "KILN_SERVE_MAX_BATCH_SIZE", default_value_t = 64)]
+    max_batch_size: usize,
+    /// Microseconds a request may wait for others to join its batch. 0 merges only the requests
+    /// already waiting while every session is busy, which adds no latency
+    #[arg(long, env = "KILN_SERVE_MAX_BATCH_DELAY_US", default_value_t = 0)]
+    max_batch_delay_us: u64,
+    /// Requests that may wait per model before new ones are refused with 503
+    #[arg(long, env = "KILN_SERVE_MAX_QUEUE", default_value_t = 4096)]
+    max_queue: usize,
+    /// Longest a request may take, waiting included, in milliseconds
+    #[arg(long, env = "KILN_SERVE_TIMEOUT_MS", default_value_t = 30_000)]
+    timeout_ms: u64,
+    /// Largest request body in bytes
+    #[arg(long, env = "KILN_SERVE_MAX_REQUEST_BODY", default_value_t = 64 * 1024 * 1024)]
+    max_request_body: usize,
+    /// Seconds between checks of the aliases and stages being followed
+    #[arg(long, env = "KILN_SERVE_POLL_SECONDS", default_value_t = 2.0)]
+    poll_seconds: f64,
+    /// Where downloaded models are kept while served [default: a new folder under the system's temporary folder]
+    #[arg(long, env = "KILN_SERVE_CACHE")]
+    cache: Option<PathBuf>,
+    /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C
+    #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value_t = 30)]
+    shutdown_grace: u64,
+}
+
+/// NAME=SOURCE.
+fn parse_model(text: &str) -> Result<(String, ModelSource)> {
+    let Some((name, source)) = text.split_once('=') else {
+        bail!("--model takes NAME=SOURCE (fraud=models:/fraud@champion), not '{text}'");
+    };
+    if name.is_empty() || source.is_empty() {
+        bail!("--model takes NAME=SOURCE with both parts, not '{text}'");
+    }
+    Ok((name.to_string(), ModelSource::parse(source)))
+}
+
+pub async fn run(args: ServeArgs) -> Result<()> {
+    let started = Instant::now();
+    let models = args.models.iter().map(|m| parse_model(m)).collect::<Result<Vec<_>>>()?;
+    if args.poll_seconds.is_nan() || args.poll_seconds < 0.1 {
+        bail!("--poll-seconds must be at least 0.1");
+    }
+    let tracking = args.tracking_uri.as_deref().filter(|u| !u.is_empty()).map(TrackingClient::new).transpose()?;
+    let defaults = ModelConfig {
+        sessions: args.sessions.unwrap_or_else(|| ModelConfig::default().sessions).max(1),
+        intra_threads: args.intra_threads.max(1),
+        max_batch_size: args.max_batch_size.max(1),
+        max_batch_delay: Duration::from_micros(args.max_batch_delay_us),
+        max_queue: args.max_queue.max(1),
+        timeout: Duration::from_millis(args.timeout_ms.max(1)),
+    };
+    let cache = args.cache.clone().unwrap_or_else(kiln_serving::default_cache);
+    let owns_cache = args.cache.is_none();
+    let serving = Serving::new(ServingOptions {
+        tracking,
+        cache: cache.clone(),
+        poll: Duration::from_secs_f64(args.poll_seconds),
+        defaults: defaults.clone(),
+    });
+    if models.is_empty() {
+        tracing::warn!("no --model given: load models through POST /v2/repository/models/<name>/load");
+    } else {
+        kiln_serving::onnx_runtime().map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    for (name, source) in models {
+        let loading = Instant::now();
+        serving
+            .load(&name, source.clone(), defaults.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("cannot serve the model '{name}' from {source}"))?;
+        info!(model = %name, ms = loading.elapsed().as_millis() as u64, "model ready");
+    }
+    let app = kiln_server::serving::app(ServingState { serving: serving.clone() }, &ServingApiOptions { max_body_bytes: args.max_request_body });
+    let address = format!("{}:{}", args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+    info!(
+        "kiln serve listening on http://{} with {} model(s) after {} ms",
+        listener.local_addr().map(|a| a.to_string()).unwrap_or(address),
+        serving.endpoints().len(),
+        started.elapsed().as_millis()
+    );
+    let result = kiln_server::serve(listener, app, crate::server::shutdown_signal(), Duration::from_secs(args.shutdown_grace)).await;
+    if owns_cache {
+        kiln_serving::clear_cache(&cache);
+    }
+    result.context("the server failed")?;
+    info!("kiln serve stopped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn models_are_name_equals_source() {
+        let (name, source) = parse_model("fraud=models:/fraud@champion").unwrap();
+        assert_eq!(name, "fraud");
+        assert_eq!(source, ModelSource::Uri("models:/fraud@champion".into()));
+        assert_eq!(parse_model("m=/tmp/m").unwrap().1, ModelSource::Path("/tmp/m".into()));
+        assert!(parse_model("fraud").is_err());
+        assert!(parse_model("=x").is_err());
+    }
+}
