@@ -24,9 +24,12 @@ pub struct ServeArgs {
     /// Address to listen on [use 0.0.0.0 to listen on every interface]
     #[arg(long, env = "KILN_SERVE_HOST", default_value = "127.0.0.1")]
     host: String,
-    /// Port to listen on
+    /// Port for HTTP: the Open Inference Protocol's REST API, /invocations and /metrics
     #[arg(long, short, env = "KILN_SERVE_PORT", default_value_t = 8080)]
     port: u16,
+    /// Port for the Open Inference Protocol's gRPC service (inference.GRPCInferenceService)
+    #[arg(long, env = "KILN_SERVE_GRPC_PORT", default_value_t = 8081)]
+    grpc_port: u16,
     /// ONNX Runtime sessions per model, each running one batch at a time [default: the number of cores]
     #[arg(long, env = "KILN_SERVE_SESSIONS")]
     sessions: Option<usize>,
@@ -109,15 +112,43 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         info!(model = %name, ms = loading.elapsed().as_millis() as u64, "model ready");
     }
     let app = kiln_server::serving::app(ServingState { serving: serving.clone() }, &ServingApiOptions { max_body_bytes: args.max_request_body });
+    let grpc = kiln_server::serving::grpc::router(serving.clone(), args.max_request_body);
     let address = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;
+    let grpc_address = format!("{}:{}", args.host, args.grpc_port);
+    let grpc_listener = tokio::net::TcpListener::bind(&grpc_address).await.with_context(|| format!("cannot listen on {grpc_address}"))?;
     info!(
-        "kiln serve listening on http://{} with {} model(s) after {} ms",
+        "kiln serve listening on http://{} and grpc://{} with {} model(s) after {} ms",
         listener.local_addr().map(|a| a.to_string()).unwrap_or(address),
+        grpc_listener.local_addr().map(|a| a.to_string()).unwrap_or(grpc_address),
         serving.endpoints().len(),
         started.elapsed().as_millis()
     );
-    let result = kiln_server::serve(listener, app, crate::server::shutdown_signal(), Duration::from_secs(args.shutdown_grace)).await;
+    // Either server stopping (a signal, or a failure) stops the other.
+    let grace = Duration::from_secs(args.shutdown_grace);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let http = async {
+        let r = kiln_server::serve(listener, app, until_stopped(stopped.clone()), grace).await;
+        let _ = stop.send(true);
+        r
+    };
+    let grpc = async {
+        let r = kiln_server::serve(grpc_listener, grpc, until_stopped(stopped.clone()), grace).await;
+        let _ = stop.send(true);
+        r
+    };
+    let signal = async {
+        tokio::select! {
+            _ = crate::server::shutdown_signal() => {}
+            _ = until_stopped(stopped.clone()) => {}
+        }
+        let _ = stop.send(true);
+    };
+    let (result, grpc_result, ()) = tokio::join!(http, grpc, signal);
+    let result = result.and(grpc_result);
     if owns_cache {
         kiln_serving::clear_cache(&cache);
     }

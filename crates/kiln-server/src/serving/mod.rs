@@ -1,8 +1,9 @@
 //! The serving API over [`kiln_serving::Serving`]: the Open Inference Protocol's REST routes
-//! (with the binary tensor extension) and MLflow's scoring routes (`/invocations`), health and
-//! Prometheus metrics. `kiln serve` serves it alone; `kiln server` can mount it beside the
+//! (with the binary tensor extension) and its gRPC service ([`grpc`]), MLflow's scoring routes
+//! (`/invocations`), health and Prometheus metrics. `kiln serve` serves it alone; `kiln server` can mount it beside the
 //! tracking API.
 
+pub mod grpc;
 mod invocations;
 mod oip;
 
