@@ -46,42 +46,13 @@ import warnings
 import numpy as np
 import pytest
 import requests
+import tritonclient.grpc as grpcclient
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
 
 import serving_models
 from conftest import free_port, kiln_bin, tail, unique
 from helpers import raw_http
-
-
-# ---------------------------------------------------------------------------
-# Skip the module, loudly, while `kiln serve` does not exist
-
-
-def _why_serve_is_missing():
-    try:
-        binary = kiln_bin()
-    except RuntimeError as e:
-        return f"no kiln binary to run `kiln serve` with ({e})"
-    try:
-        r = subprocess.run([binary, "serve", "--help"], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"`{binary} serve --help` could not run: {e!r}"
-    if r.returncode != 0:
-        said = (r.stderr or r.stdout).decode("utf-8", "replace").strip().splitlines()
-        return f"`{binary} serve --help` exited {r.returncode}: {' | '.join(said[:3])}"
-    return None
-
-
-SERVE_MISSING = _why_serve_is_missing()
-SKIP_REASON = (f"KILN SERVE IS MISSING, THE WHOLE SERVING SUITE IS SKIPPED: {SERVE_MISSING}. "
-               "This skip only stands until `kiln serve` lands; CI must then run every test here."
-               if SERVE_MISSING else "")
-if SERVE_MISSING:
-    warnings.warn(SKIP_REASON, stacklevel=1)
-pytestmark = pytest.mark.skipif(SERVE_MISSING is not None, reason=SKIP_REASON)
-
-import tritonclient.grpc as grpcclient  # noqa: E402  (after the skip marker: the reason shows first)
-import tritonclient.http as httpclient  # noqa: E402
-from tritonclient.utils import InferenceServerException  # noqa: E402
 
 # ---------------------------------------------------------------------------
 # Constants
