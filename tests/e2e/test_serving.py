@@ -1100,6 +1100,68 @@ def test_metrics_count_requests_per_model(serve, models):
 
 
 # ---------------------------------------------------------------------------
+# Traffic split: a challenger answers its share, a shadow gets copies it never answers
+
+
+def role_counter(text, metric, model, role):
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(metric + "{") and f'model="{model}"' in line and f'role="{role}"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_challenger_and_shadow_split(models):
+    """breast_rf serves; breast_lr is its challenger for 30% of the requests; breast_gb shadows
+    every request. Each answer must be exactly the primary's or the challenger's (told apart by
+    their probabilities), the challenger's share near 30%, and the shadow must have seen every
+    request without ever answering one."""
+    primary, challenger, shadow = models["breast_rf"], models["breast_lr"], models["breast_gb"]
+    srv = started(Serve({"cancer": primary.path},
+                        "--challenger", f"cancer:30={challenger.path}", "--shadow", f"cancer:100={shadow.path}"))
+    try:
+        n = 300
+        # The row on which the two models' probabilities differ most tells their answers apart.
+        every = rows(primary, len(primary.inputs))
+        gap = np.abs(primary.reference(every)["probabilities"] - challenger.reference(every)["probabilities"]).max(axis=1)
+        x = every[int(np.argmax(gap))][None, :]
+        from_primary, from_challenger = primary.reference(x), challenger.reference(x)
+        assert not np.allclose(from_primary["probabilities"], from_challenger["probabilities"], atol=1e-3)
+        seen = {"primary": 0, "challenger": 0}
+        for _ in range(n):
+            r = srv.infer("cancer", infer_body(primary, x))
+            assert r.status_code == 200, r.text
+            got = decode_json_outputs(r.json())
+            p = np.asarray(got["probabilities"], dtype=np.float32)
+            if np.allclose(p, from_primary["probabilities"], rtol=RTOL, atol=ATOL):
+                seen["primary"] += 1
+            elif np.allclose(p, from_challenger["probabilities"], rtol=RTOL, atol=ATOL):
+                seen["challenger"] += 1
+            else:
+                raise AssertionError(f"an answer from neither the primary nor the challenger: {p}")
+        share = seen["challenger"] / n
+        assert 0.2 <= share <= 0.4, seen
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            text = scrape(srv)
+            if role_counter(text, "kiln_inference_requests_total", "cancer", "shadow") >= n:
+                break
+            time.sleep(0.1)
+        assert role_counter(text, "kiln_inference_requests_total", "cancer", "shadow") == n, text
+        assert role_counter(text, "kiln_inference_failures_total", "cancer", "shadow") == 0, text
+        assert role_counter(text, "kiln_inference_requests_total", "cancer", "challenger") == seen["challenger"]
+        assert role_counter(text, "kiln_inference_requests_total", "cancer", "primary") == seen["primary"]
+        assert "shadow answered" in srv.log()
+        # A challenger or shadow for a model that is not served is refused at start.
+        bad = Serve({"cancer": primary.path}, "--challenger", f"other:10={challenger.path}")
+        with pytest.raises(RuntimeError, match="no --model serves"):
+            bad.start(timeout=60)
+        bad.stop()
+    finally:
+        srv.stop()
+
+
+# ---------------------------------------------------------------------------
 # Dynamic batching
 
 

@@ -17,5 +17,5 @@ pub use error::{Error, Result};
 pub use metrics::{Histogram, ModelMetrics, render as render_metrics};
 pub use model::{InferRequest, InferResponse, IoSpec, LoadedModel, ModelConfig, Timing, onnx_file};
 pub use runtime::{OnnxRuntime, onnx_runtime};
-pub use serving::{Endpoint, ModelSource, Serving, ServingOptions, clear_cache, default_cache};
+pub use serving::{Endpoint, ModelSource, Role, Serving, ServingOptions, Variant, clear_cache, default_cache};
 pub use tensor::{DataType, Tensor, TensorData, data_from_json, data_to_json, element_count};

@@ -90,22 +90,23 @@ impl ModelMetrics {
     }
 }
 
-/// Every model's metrics in Prometheus' text format.
-pub fn render<'a>(models: impl Iterator<Item = (&'a str, &'a ModelMetrics)>) -> String {
+/// Every model's metrics in Prometheus' text format, labelled with the endpoint's name and the
+/// part the model plays there (`primary`, `challenger`, `shadow`).
+pub fn render<'a>(models: impl Iterator<Item = (&'a str, &'a str, &'a ModelMetrics)>) -> String {
     let models: Vec<_> = models.collect();
     let mut out = String::new();
     let counter = |out: &mut String, name: &str, help: &str, get: &dyn Fn(&ModelMetrics) -> u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (model, m) in &models {
-            let _ = writeln!(out, "{name}{{model=\"{}\"}} {}", escape(model), get(m));
+        for (model, role, m) in &models {
+            let _ = writeln!(out, "{name}{{model=\"{}\",role=\"{role}\"}} {}", escape(model), get(m));
         }
     };
     counter(&mut out, "kiln_inference_requests_total", "Inference requests answered or refused.", &|m| m.requests.load(Ordering::Relaxed));
     counter(&mut out, "kiln_inference_failures_total", "Inference requests that failed.", &|m| m.failures.load(Ordering::Relaxed));
     let histogram = |out: &mut String, name: &str, help: &str, get: &dyn Fn(&ModelMetrics) -> &Histogram| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (model, m) in &models {
-            get(m).render(out, name, &format!("model=\"{}\"", escape(model)));
+        for (model, role, m) in &models {
+            get(m).render(out, name, &format!("model=\"{}\",role=\"{role}\"", escape(model)));
         }
     };
     histogram(&mut out, "kiln_inference_request_seconds", "Time from a request's arrival to its answer.", &|m| &m.total);

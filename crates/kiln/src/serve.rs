@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use kiln_server::serving::{ServingApiOptions, ServingState};
-use kiln_serving::{ModelConfig, ModelSource, Serving, ServingOptions, TrackingClient};
+use kiln_serving::{ModelConfig, ModelSource, Role, Serving, ServingOptions, TrackingClient};
 use tracing::info;
 
 #[derive(Args, Debug)]
@@ -18,6 +18,14 @@ pub struct ServeArgs {
     /// and swapped in without failing a request.
     #[arg(long = "model", value_name = "NAME=SOURCE", env = "KILN_SERVE_MODELS", value_delimiter = ',')]
     models: Vec<String>,
+    /// A challenger beside a model, as NAME:PERCENT=SOURCE: it answers PERCENT of NAME's requests
+    /// instead of the primary (fraud:10=models:/fraud@challenger)
+    #[arg(long = "challenger", value_name = "NAME:PERCENT=SOURCE", env = "KILN_SERVE_CHALLENGERS", value_delimiter = ',')]
+    challengers: Vec<String>,
+    /// A shadow beside a model, as NAME:PERCENT=SOURCE: it gets a copy of PERCENT of NAME's
+    /// requests; its answers are logged and counted, never returned (fraud:100=models:/fraud/7)
+    #[arg(long = "shadow", value_name = "NAME:PERCENT=SOURCE", env = "KILN_SERVE_SHADOWS", value_delimiter = ',')]
+    shadows: Vec<String>,
     /// The tracking server that resolves models:/ and runs:/ sources (kiln server or mlflow server)
     #[arg(long, env = "MLFLOW_TRACKING_URI")]
     tracking_uri: Option<String>,
@@ -63,6 +71,19 @@ pub struct ServeArgs {
     shutdown_grace: u64,
 }
 
+/// NAME:PERCENT=SOURCE.
+fn parse_variant(flag: &str, text: &str) -> Result<(String, f64, ModelSource)> {
+    let (target, source) = parse_model(text).with_context(|| format!("--{flag} takes NAME:PERCENT=SOURCE"))?;
+    let Some((name, percent)) = target.split_once(':') else {
+        bail!("--{flag} takes NAME:PERCENT=SOURCE (fraud:10=models:/fraud@{flag}), not '{text}'");
+    };
+    let percent: f64 = percent.trim_end_matches('%').parse().with_context(|| format!("'{percent}' in --{flag} {text} is not a percentage"))?;
+    if !(0.0..=100.0).contains(&percent) {
+        bail!("--{flag} {text}: the percentage must be between 0 and 100");
+    }
+    Ok((name.to_string(), percent, source))
+}
+
 /// NAME=SOURCE.
 fn parse_model(text: &str) -> Result<(String, ModelSource)> {
     let Some((name, source)) = text.split_once('=') else {
@@ -77,6 +98,16 @@ fn parse_model(text: &str) -> Result<(String, ModelSource)> {
 pub async fn run(args: ServeArgs) -> Result<()> {
     let started = Instant::now();
     let models = args.models.iter().map(|m| parse_model(m)).collect::<Result<Vec<_>>>()?;
+    let mut variants = Vec::new();
+    for (flag, role, list) in [("challenger", Role::Challenger, &args.challengers), ("shadow", Role::Shadow, &args.shadows)] {
+        for text in list {
+            let (name, percent, source) = parse_variant(flag, text)?;
+            if !models.iter().any(|(m, _)| *m == name) {
+                bail!("--{flag} {text} names the model '{name}', which no --model serves");
+            }
+            variants.push((name, role, percent, source));
+        }
+    }
     if args.poll_seconds.is_nan() || args.poll_seconds < 0.1 {
         bail!("--poll-seconds must be at least 0.1");
     }
@@ -110,6 +141,13 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("cannot serve the model '{name}' from {source}"))?;
         info!(model = %name, ms = loading.elapsed().as_millis() as u64, "model ready");
+    }
+    for (name, role, percent, source) in variants {
+        serving
+            .load_variant(&name, role, percent, source.clone(), defaults.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("cannot serve the {} of '{name}' from {source}", role.as_str()))?;
     }
     let app = kiln_server::serving::app(ServingState { serving: serving.clone() }, &ServingApiOptions { max_body_bytes: args.max_request_body });
     let grpc = kiln_server::serving::grpc::router(serving.clone(), args.max_request_body);
@@ -169,5 +207,16 @@ mod tests {
         assert_eq!(parse_model("m=/tmp/m").unwrap().1, ModelSource::Path("/tmp/m".into()));
         assert!(parse_model("fraud").is_err());
         assert!(parse_model("=x").is_err());
+    }
+
+    #[test]
+    fn variants_are_name_percent_equals_source() {
+        let (name, percent, source) = parse_variant("challenger", "fraud:10=models:/fraud/4").unwrap();
+        assert_eq!((name.as_str(), percent), ("fraud", 10.0));
+        assert_eq!(source, ModelSource::Uri("models:/fraud/4".into()));
+        assert_eq!(parse_variant("shadow", "fraud:2.5%=/tmp/m").unwrap().1, 2.5);
+        assert!(parse_variant("shadow", "fraud=/tmp/m").is_err());
+        assert!(parse_variant("shadow", "fraud:150=/tmp/m").is_err());
+        assert!(parse_variant("shadow", "fraud:x=/tmp/m").is_err());
     }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use kiln_core::ErrorKind;
-use kiln_serving::{DataType, InferRequest, LoadedModel, Serving, Tensor, TensorData};
+use kiln_serving::{DataType, InferRequest, Serving, Tensor, TensorData};
 use tonic::{Request, Response, Status};
 
 pub mod proto {
@@ -94,11 +94,12 @@ impl GrpcInferenceService for Inference {
 
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
         let r = request.into_inner();
-        let model: Arc<LoadedModel> = self.serving.model(&r.model_name, version(&r.model_version)).map_err(status)?;
+        self.serving.model(&r.model_name, version(&r.model_version)).map_err(status)?;
         let inputs = read_inputs(r.inputs, r.raw_input_contents).map_err(Status::invalid_argument)?;
         let outputs = (!r.outputs.is_empty()).then(|| r.outputs.into_iter().map(|o| o.name).collect());
         let id = version(&r.id).map(str::to_string);
-        let answer = model.infer(InferRequest { id, inputs, outputs }).await.map_err(status)?;
+        let request = InferRequest { id, inputs, outputs };
+        let answer = self.serving.infer(&r.model_name, version(&r.model_version), request).await.map_err(status)?;
         let mut raw = Vec::with_capacity(answer.outputs.len());
         let outputs = answer
             .outputs

@@ -29,8 +29,8 @@ pub(super) async fn version() -> &'static str {
 
 pub(super) async fn invocations(State(s): State<ServingState>, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, OipError> {
     let endpoints = s.serving.endpoints();
-    let model = match endpoints.as_slice() {
-        [one] => one.model(),
+    let name = match endpoints.as_slice() {
+        [one] => one.name.clone(),
         [] => return Err(OipError::new(StatusCode::SERVICE_UNAVAILABLE, "no model is served here")),
         several => {
             return Err(OipError::invalid(format!(
@@ -40,7 +40,7 @@ pub(super) async fn invocations(State(s): State<ServingState>, headers: HeaderMa
             )));
         }
     };
-    score(&model, &headers, body).await
+    score(&s, &name, &headers, body).await
 }
 
 pub(super) async fn model_invocations(
@@ -49,11 +49,12 @@ pub(super) async fn model_invocations(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OipError> {
-    let model = s.serving.model(&model, None)?;
-    score(&model, &headers, body).await
+    score(&s, &model, &headers, body).await
 }
 
-async fn score(model: &LoadedModel, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, OipError> {
+async fn score(s: &ServingState, name: &str, headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, OipError> {
+    let model = s.serving.model(name, None)?;
+    let model = model.as_ref();
     let body = body.map_err(|e| OipError::new(e.status(), e.body_text()))?;
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
@@ -67,7 +68,7 @@ async fn score(model: &LoadedModel, headers: &HeaderMap, body: Result<Bytes, Byt
             ));
         }
     };
-    let response = model.infer(InferRequest { id: None, inputs, outputs: None }).await?;
+    let response = s.serving.infer(name, None, InferRequest { id: None, inputs, outputs: None }).await?;
     let mut predictions = serde_json::Map::new();
     for t in &response.outputs {
         predictions.insert(t.name.clone(), nest(&data_to_json(&t.data), &t.shape));

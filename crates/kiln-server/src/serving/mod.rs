@@ -159,6 +159,8 @@ async fn request_id(req: Request, next: Next) -> Response {
 
 async fn metrics(axum::extract::State(s): axum::extract::State<ServingState>) -> Response {
     let endpoints = s.serving.endpoints();
-    let body = kiln_serving::render_metrics(endpoints.iter().map(|e| (e.name.as_str(), e.metrics.as_ref())));
+    let body = kiln_serving::render_metrics(
+        endpoints.iter().flat_map(|e| e.variants().map(move |v| (e.name.as_str(), v.role.as_str(), v.metrics.as_ref()))),
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

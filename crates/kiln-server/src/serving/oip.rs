@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kiln_serving::{DataType, InferRequest, InferResponse, LoadedModel, ModelSource, Tensor, TensorData, data_from_json, data_to_json, element_count};
+use kiln_serving::{DataType, InferRequest, InferResponse, LoadedModel, ModelSource, Role, Tensor, TensorData, data_from_json, data_to_json, element_count};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
@@ -97,10 +97,10 @@ async fn run(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OipError> {
-    let model = s.serving.model(model, version)?;
+    s.serving.model(model, version)?;
     let body = body.map_err(|e| OipError::new(e.status(), e.body_text()))?;
     let (request, binary_outputs) = parse_request(headers, &body)?;
-    let response = model.infer(request).await?;
+    let response = s.serving.infer(model, version, request).await?;
     Ok(encode_response(response, &binary_outputs))
 }
 
@@ -273,7 +273,7 @@ pub(super) async fn repository_index(State(s): State<ServingState>) -> Json<Valu
         .iter()
         .map(|e| {
             let m = e.model();
-            json!({ "name": e.name, "version": m.version, "state": "READY", "source": e.source.to_string() })
+            json!({ "name": e.name, "version": m.version, "state": "READY", "source": e.primary.source.to_string() })
         })
         .collect();
     Json(Value::Array(models))
@@ -281,32 +281,51 @@ pub(super) async fn repository_index(State(s): State<ServingState>) -> Json<Valu
 
 /// Loads a model: `{"parameters": {"uri": "models:/fraud@champion"}}` serves a new one (or
 /// replaces one) from that source; without a URI, the named model is loaded again from its own.
+/// `"role": "challenger"` or `"shadow"` with `"percent"` adds a model beside the primary.
 pub(super) async fn repository_load(
     State(s): State<ServingState>,
     Path(model): Path<String>,
     body: Bytes,
 ) -> Result<Response, OipError> {
-    let uri = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    let parameters = if body.iter().all(u8::is_ascii_whitespace) {
+        Map::new()
     } else {
         let parsed: Value = serde_json::from_slice(&body).map_err(|e| OipError::invalid(format!("the load request is not JSON: {e}")))?;
-        match parsed.pointer("/parameters/uri") {
-            None => None,
-            Some(Value::String(uri)) if !uri.is_empty() => Some(uri.clone()),
-            Some(other) => return Err(OipError::invalid(format!("parameters.uri must be a model URI or folder, not {other}"))),
+        match parsed.get("parameters") {
+            None => Map::new(),
+            Some(Value::Object(p)) => p.clone(),
+            Some(other) => return Err(OipError::invalid(format!("parameters must be an object, not {other}"))),
         }
     };
-    let (source, config) = match (uri, s.serving.endpoint(&model)) {
-        (Some(uri), existing) => (ModelSource::parse(&uri), existing.map_or_else(|| s.serving.default_config(), |e| e.config().clone())),
-        (None, Some(existing)) => (existing.source.clone(), existing.config().clone()),
+    let uri = match parameters.get("uri") {
+        None => None,
+        Some(Value::String(uri)) if !uri.is_empty() => Some(uri.clone()),
+        Some(other) => return Err(OipError::invalid(format!("parameters.uri must be a model URI or folder, not {other}"))),
+    };
+    let role = match parameters.get("role").map(|r| r.as_str()) {
+        None | Some(Some("primary")) => Role::Primary,
+        Some(Some("challenger")) => Role::Challenger,
+        Some(Some("shadow")) => Role::Shadow,
+        Some(_) => return Err(OipError::invalid("parameters.role must be primary, challenger or shadow")),
+    };
+    let percent = match parameters.get("percent") {
+        None if role == Role::Primary => 100.0,
+        Some(p) if role != Role::Primary => p.as_f64().ok_or_else(|| OipError::invalid("parameters.percent must be a number"))?,
+        _ => return Err(OipError::invalid("parameters.percent goes with a challenger or shadow role, and they need it")),
+    };
+    let existing = s.serving.endpoint(&model);
+    let same_role = existing.as_ref().and_then(|e| e.variants().find(|v| v.role == role).cloned());
+    let (source, config) = match (uri, same_role) {
+        (Some(uri), known) => (ModelSource::parse(&uri), known.map_or_else(|| s.serving.default_config(), |v| v.config().clone())),
+        (None, Some(known)) => (known.source.clone(), known.config().clone()),
         (None, None) => {
             return Err(OipError::new(
                 StatusCode::NOT_FOUND,
-                format!("no model named '{model}' is served here; give its source as parameters.uri"),
+                format!("no {} named '{model}' is served here; give its source as parameters.uri", role.as_str()),
             ));
         }
     };
-    s.serving.load(&model, source, config).await?;
+    s.serving.load_variant(&model, role, percent, source, config).await?;
     Ok(StatusCode::OK.into_response())
 }
 
