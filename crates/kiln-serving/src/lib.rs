@@ -6,6 +6,7 @@
 mod batch;
 mod client;
 mod error;
+mod json;
 mod metrics;
 mod model;
 mod runtime;
@@ -14,6 +15,7 @@ mod tensor;
 
 pub use client::{Resolved, TrackingClient};
 pub use error::{Error, Result};
+pub use json::{Nested, data_from_json_text};
 pub use metrics::{Histogram, ModelMetrics, render as render_metrics};
 pub use model::{InferRequest, InferResponse, IoSpec, LoadedModel, ModelConfig, Timing, onnx_file};
 pub use runtime::{OnnxRuntime, onnx_runtime};

@@ -12,7 +12,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kiln_serving::{InferRequest, IoSpec, LoadedModel, Tensor, data_from_json, data_to_json};
+use kiln_serving::{InferRequest, IoSpec, LoadedModel, Nested, Tensor, data_from_json};
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
@@ -69,11 +69,21 @@ async fn score(s: &ServingState, name: &str, headers: &HeaderMap, body: Result<B
         }
     };
     let response = s.serving.infer(name, None, InferRequest { id: None, inputs, outputs: None }).await?;
-    let mut predictions = serde_json::Map::new();
-    for t in &response.outputs {
-        predictions.insert(t.name.clone(), nest(&data_to_json(&t.data), &t.shape));
+    // {"predictions": {output: nested values, ...}}, outputs in the model's order.
+    let mut body = String::from("{\"predictions\":{");
+    for (i, t) in response.outputs.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        let name = serde_json::to_string(&t.name).unwrap_or_default();
+        let values = serde_json::to_string(&Nested(&t.data, &t.shape))
+            .map_err(|e| OipError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the answer: {e}")))?;
+        body.push_str(&name);
+        body.push(':');
+        body.push_str(&values);
     }
-    Ok(([(header::CONTENT_TYPE, "application/json")], json!({ "predictions": predictions }).to_string()).into_response())
+    body.push_str("}}");
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// A data frame's rows as the one input's features.
@@ -255,33 +265,10 @@ fn from_csv(model: &LoadedModel, body: &[u8]) -> Result<Vec<Tensor>, OipError> {
     frame_input(model, rows, columns)
 }
 
-/// Flat values in nested lists of a shape.
-fn nest(flat: &Value, shape: &[usize]) -> Value {
-    let Value::Array(items) = flat else { return flat.clone() };
-    if shape.len() <= 1 {
-        return flat.clone();
-    }
-    fn build(items: &[Value], shape: &[usize]) -> Value {
-        if shape.len() == 1 {
-            return Value::Array(items.to_vec());
-        }
-        let step = shape[1..].iter().product::<usize>().max(1);
-        Value::Array(items.chunks(step).map(|c| build(c, &shape[1..])).collect())
-    }
-    build(items, shape)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use kiln_serving::DataType;
-
-    #[test]
-    fn flat_values_nest_by_shape() {
-        assert_eq!(nest(&json!([1, 2, 3, 4, 5, 6]), &[2, 3]), json!([[1, 2, 3], [4, 5, 6]]));
-        assert_eq!(nest(&json!([1, 2]), &[2]), json!([1, 2]));
-        assert_eq!(nest(&json!([1, 2, 3, 4]), &[1, 2, 2]), json!([[[1, 2], [3, 4]]]));
-    }
 
     #[test]
     fn records_keep_their_column_order() {

@@ -9,8 +9,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kiln_serving::{DataType, InferRequest, InferResponse, LoadedModel, ModelSource, Role, Tensor, TensorData, data_from_json, data_to_json, element_count};
-use serde::Deserialize;
+use kiln_serving::{DataType, InferRequest, InferResponse, LoadedModel, ModelSource, Role, Tensor, TensorData, data_from_json_text, element_count};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{OipError, ServingState};
@@ -121,7 +122,7 @@ struct InputBody {
     datatype: String,
     #[serde(default)]
     parameters: Option<Map<String, Value>>,
-    data: Option<Value>,
+    data: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -209,7 +210,7 @@ fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<(InferRequest, Bina
                 binary = rest;
                 TensorData::from_le_bytes(datatype, mine)?
             }
-            (None, Some(value)) => data_from_json(datatype, &input.name, value)?,
+            (None, Some(raw)) => data_from_json_text(datatype, &input.name, raw.get())?,
             (None, None) => return Err(OipError::invalid(format!("input '{}' has no data", input.name))),
         };
         inputs.push(Tensor::new(input.name, shape, data)?);
@@ -234,29 +235,56 @@ fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<(InferRequest, Bina
     Ok((InferRequest { id: parsed.id, inputs, outputs }, binary_outputs))
 }
 
+#[derive(Serialize)]
+struct Answer<'a> {
+    model_name: &'a str,
+    model_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    outputs: Vec<AnswerOutput<'a>>,
+}
+
+#[derive(Serialize)]
+struct AnswerOutput<'a> {
+    name: &'a str,
+    datatype: &'static str,
+    shape: &'a [usize],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<BinarySize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<&'a TensorData>,
+}
+
+#[derive(Serialize)]
+struct BinarySize {
+    binary_data_size: usize,
+}
+
 fn encode_response(response: InferResponse, binary: &BinaryOutputs) -> Response {
     let mut blobs: Vec<u8> = Vec::new();
-    let outputs: Vec<Value> = response
+    let mut any_binary = false;
+    let outputs = response
         .outputs
         .iter()
         .map(|t| {
-            let mut out = json!({ "name": t.name, "datatype": t.datatype().as_str(), "shape": t.shape });
+            let mut out = AnswerOutput { name: &t.name, datatype: t.datatype().as_str(), shape: &t.shape, parameters: None, data: None };
             if binary.wants(&t.name) {
+                any_binary = true;
                 let before = blobs.len();
                 t.data.write_le_bytes(&mut blobs);
-                out["parameters"] = json!({ "binary_data_size": blobs.len() - before });
+                out.parameters = Some(BinarySize { binary_data_size: blobs.len() - before });
             } else {
-                out["data"] = data_to_json(&t.data);
+                out.data = Some(&t.data);
             }
             out
         })
         .collect();
-    let mut header = json!({ "model_name": response.model_name, "model_version": response.model_version, "outputs": outputs });
-    if let Some(id) = response.id {
-        header["id"] = Value::String(id);
-    }
-    let header = serde_json::to_vec(&header).unwrap_or_default();
-    if blobs.is_empty() && !response.outputs.iter().any(|t| binary.wants(&t.name)) {
+    let answer = Answer { model_name: &response.model_name, model_version: &response.model_version, id: response.id.as_deref(), outputs };
+    let header = match serde_json::to_vec(&answer) {
+        Ok(bytes) => bytes,
+        Err(e) => return OipError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot write the answer: {e}")).into_response(),
+    };
+    if !any_binary {
         return ([(header::CONTENT_TYPE, "application/json")], header).into_response();
     }
     let length = header.len().to_string();
