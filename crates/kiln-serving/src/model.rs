@@ -16,6 +16,9 @@ use crate::metrics::ModelMetrics;
 use crate::runtime::onnx_runtime;
 use crate::tensor::{DataType, Tensor, TensorData};
 
+/// Fewest rows worth a session of their own when a large request is split over free sessions.
+const MIN_SHARD_ROWS: usize = 128;
+
 /// How a model is run. Per model; `kiln serve` sets them from its flags.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
@@ -258,7 +261,21 @@ impl LoadedModel {
                 let run = async {
                     let permit = self.sessions.permits.clone().acquire_owned().await.map_err(|_| Error::Unavailable("unloading".into()))?;
                     let queue = enqueued.elapsed();
-                    let (outputs, inference) = self.sessions.run(permit, inputs, names).await?;
+                    // A large request is split over the sessions that are free, run side by side.
+                    let mut permits = vec![permit];
+                    if self.batchable {
+                        while permits.len() < rows / MIN_SHARD_ROWS {
+                            match self.sessions.permits.clone().try_acquire_owned() {
+                                Ok(p) => permits.push(p),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    let (outputs, inference) = if permits.len() == 1 {
+                        self.sessions.run(permits.remove(0), inputs, names).await?
+                    } else {
+                        self.run_sharded(permits, inputs, rows, names).await?
+                    };
                     Ok::<_, Error>(batch::Answer { outputs, timing: Timing { queue, inference, batch_rows: rows } })
                 };
                 tokio::time::timeout(self.config.timeout, run).await.map_err(|_| Error::Timeout(self.config.timeout.as_millis() as u64))??
@@ -269,6 +286,45 @@ impl LoadedModel {
             None => answer.outputs,
         };
         Ok(InferResponse { model_name: self.name.clone(), model_version: self.version.clone(), id: request.id, outputs, timing: answer.timing })
+    }
+
+    /// Runs `rows` rows as one shard per permit (a free session each), side by side, and joins
+    /// the outputs in row order.
+    async fn run_sharded(
+        &self,
+        permits: Vec<OwnedSemaphorePermit>,
+        inputs: Vec<Tensor>,
+        rows: usize,
+        names: Vec<String>,
+    ) -> Result<(Vec<Tensor>, Duration)> {
+        let shards = permits.len();
+        let runs = permits.into_iter().enumerate().map(|(i, permit)| {
+            let (start, end) = (rows * i / shards, rows * (i + 1) / shards);
+            let part = inputs
+                .iter()
+                .map(|t| {
+                    let mut shape = t.shape.clone();
+                    shape[0] = end - start;
+                    Tensor { name: t.name.clone(), shape, data: t.data.rows(start, end, t.row_len()) }
+                })
+                .collect();
+            self.sessions.run(permit, part, names.clone())
+        });
+        let parts = futures_util::future::try_join_all(runs).await?;
+        let inference = parts.iter().map(|(_, d)| *d).max().unwrap_or_default();
+        let outputs = (0..names.len())
+            .map(|o| {
+                let pieces: Vec<&Tensor> = parts.iter().map(|(outs, _)| &outs[o]).collect();
+                let mut shape = pieces[0].shape.clone();
+                if shape.is_empty() {
+                    return Err(Error::Model(format!("the model's output '{}' has no rows to join", names[o])));
+                }
+                shape[0] = pieces.iter().map(|t| t.shape.first().copied().unwrap_or(0)).sum();
+                let data = TensorData::concat(&pieces.iter().map(|t| &t.data).collect::<Vec<_>>())?;
+                Ok(Tensor { name: names[o].clone(), shape, data })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((outputs, inference))
     }
 
     /// The inputs in the model's order, each of the model's type and shape, with one row count.
