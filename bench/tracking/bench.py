@@ -176,8 +176,10 @@ class Client:
             self.close()
         return status, body
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
-        head = f"{method} {path} HTTP/1.1\r\n".encode() + self.host
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: bytes = b"") -> tuple[int, bytes]:
+        """`headers` are extra header lines, each ending in CRLF."""
+        head = f"{method} {path} HTTP/1.1\r\n".encode() + self.host + headers
         if body is not None:
             head += b"Content-Type: application/json\r\nContent-Length: %d\r\n" % len(body)
         msg = head + b"\r\n" + (body or b"")

@@ -409,6 +409,19 @@ def test_infer_json_matches_onnxruntime(serve, models, name, batch):
     assert_outputs(decode_json_outputs(body), m.reference(x), f"{name} x{batch}")
 
 
+@pytest.mark.parametrize("name", serving_models.NAMES)
+def test_large_requests_split_over_sessions_answer_in_row_order(serve, models, name):
+    """1,000 rows are split over the free sessions and joined back: every row's answer must be
+    its own, in order, as onnxruntime computes it."""
+    m = models[name]
+    x = rows(m, 1000)
+    # A different shift per row, so that no two shards hold the same rows.
+    x = np.ascontiguousarray(x + np.linspace(0, 0.5, len(x), dtype=x.dtype).reshape(-1, *[1] * (x.ndim - 1)))
+    r = serve.infer(name, infer_body(m, x))
+    assert r.status_code == 200, r.text[:300]
+    assert_outputs(decode_json_outputs(r.json()), m.reference(x), f"{name} x1000")
+
+
 @pytest.mark.parametrize("name", ["breast_gb", "cnn"])
 def test_infer_json_nested_data(serve, models, name):
     m = models[name]
