@@ -47,18 +47,7 @@ pub(crate) async fn run(mut queue: mpsc::Receiver<Job>, sessions: Arc<Sessions>,
         let mut rows = first.rows;
         let mut jobs = vec![first];
         while rows < limits.max_rows {
-            let next = match queue.try_recv() {
-                Ok(job) => Some(job),
-                Err(mpsc::error::TryRecvError::Empty) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        None
-                    } else {
-                        tokio::time::timeout(deadline - now, queue.recv()).await.ok().flatten()
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Disconnected) => None,
-            };
+            let next = next_within(&mut queue, deadline).await;
             let Some(job) = next else { break };
             if rows + job.rows > limits.max_rows || !same_row_shapes(&jobs[0], &job) {
                 held = Some(job);
@@ -73,6 +62,32 @@ pub(crate) async fn run(mut queue: mpsc::Receiver<Job>, sessions: Arc<Sessions>,
             continue;
         }
         tokio::spawn(run_batch(sessions.clone(), permit, jobs, outputs.clone()));
+    }
+}
+
+/// The next job, if one arrives before `deadline`. Tokio's timers tick in milliseconds, so the
+/// last stretch of a wait (and any wait under 2 ms, such as a 200 µs batch delay) yields to the
+/// runtime and looks again instead of sleeping past the deadline.
+async fn next_within(queue: &mut mpsc::Receiver<Job>, deadline: Instant) -> Option<Job> {
+    loop {
+        match queue.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) => {
+                let now = Instant::now();
+                if now >= deadline {
+                    return None;
+                }
+                let left = deadline - now;
+                if left > Duration::from_millis(2) {
+                    if let Ok(job) = tokio::time::timeout(left - Duration::from_millis(1), queue.recv()).await {
+                        return job;
+                    }
+                } else {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
     }
 }
 
