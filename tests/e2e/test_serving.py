@@ -1424,3 +1424,104 @@ def test_hot_swap_by_alias(registry, models):
         assert s[first_v2][0] - moved < SWAP_DEADLINE, f"worker {k} saw v2 {s[first_v2][0] - moved:.1f}s late"
     assert swapped - moved < SWAP_DEADLINE
     assert version == ["2"], version
+
+
+# ---------------------------------------------------------------------------
+# kiln server with serving mounted beside the tracking API
+
+
+class KilnServerWithServing:
+    """A `kiln server --serve ...` of its own (a new SQLite store and artifact folder), stopped
+    by its PID."""
+
+    def __init__(self, workdir, *extra):
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra = [str(a) for a in extra]
+        self.log_path = os.path.join(workdir, "server.log")
+        self.proc = None
+
+    def start(self, timeout=READY_TIMEOUT):
+        cmd = [kiln_bin(), "server", "--host", "127.0.0.1", "--port", str(self.port),
+               "--backend-store-uri", f"sqlite:///{self.workdir}/store.db",
+               "--artifacts-destination", os.path.join(self.workdir, "artifacts"), "--serve", *self.extra]
+        env = dict(os.environ)
+        env.pop("MLFLOW_TRACKING_URI", None)
+        lib = onnxruntime_library()
+        if lib and "ORT_DYLIB_PATH" not in env:
+            env["ORT_DYLIB_PATH"] = lib
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
+                                         stdin=subprocess.DEVNULL)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kiln server exited with {self.proc.returncode}:\n{tail(self.log_path)}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"kiln server did not answer within {timeout}s:\n{tail(self.log_path)}")
+
+    def wait_ready(self, timeout=READY_TIMEOUT):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = requests.get(self.url + "/v2/health/ready", timeout=5)
+            if r.status_code == 200:
+                return
+            assert r.status_code == 503, r.text
+            time.sleep(0.1)
+        raise AssertionError(f"not ready within {timeout}s:\n{tail(self.log_path)}")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+
+
+def test_kiln_server_serves_models_beside_the_tracking_api(models, tmp_path):
+    """kiln server --serve: a model logged and registered to this very server is loaded through
+    the repository extension and answers on the same port; started again with --serve-model, it
+    loads the model at start and is ready once it has."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    m = models["breast_rf"]
+    x = rows(m, 7)
+    previous_uri = mlflow.get_tracking_uri()
+    srv = KilnServerWithServing(str(tmp_path)).start()
+    try:
+        assert requests.get(srv.url + "/v2/health/ready", timeout=5).status_code == 200  # nothing to load
+        assert requests.get(srv.url + "/health", timeout=5).text.strip() == "OK"  # the tracking server's
+        mlflow.set_tracking_uri(srv.url)
+        mlflow.set_experiment("serving")
+        log_onnx(m, "cancer")
+        MlflowClient(srv.url).set_registered_model_alias("cancer", "champion", "1")
+        r = requests.post(srv.url + "/v2/repository/models/rf/load",
+                          json={"parameters": {"uri": "models:/cancer@champion"}}, timeout=REQUEST_TIMEOUT)
+        assert r.status_code == 200, r.text
+        r = requests.post(srv.url + "/v2/models/rf/infer", data=json.dumps(infer_body(m, x)), timeout=REQUEST_TIMEOUT)
+        assert r.status_code == 200, r.text
+        assert_outputs(decode_json_outputs(r.json()), m.reference(x), "kiln server, loaded at run time")
+        assert r.json()["model_version"] == "1"
+    finally:
+        srv.stop()
+    again = KilnServerWithServing(str(tmp_path), "--serve-model", "rf=models:/cancer@champion").start()
+    try:
+        again.wait_ready()
+        r = requests.post(again.url + "/v2/models/rf/infer", data=json.dumps(infer_body(m, x)), timeout=REQUEST_TIMEOUT)
+        assert r.status_code == 200, r.text
+        assert_outputs(decode_json_outputs(r.json()), m.reference(x), "kiln server --serve-model")
+        text = requests.get(again.url + "/metrics", timeout=5).text
+        assert counter(text, "kiln_inference_requests_total", "rf") >= 1
+    finally:
+        again.stop()
+        mlflow.set_tracking_uri(previous_uri)

@@ -108,6 +108,10 @@ mod tests {
         for spec in t.specs() {
             assert!(seen.insert((spec.method, spec.path.clone())), "declared twice: {spec:?}");
         }
+        // kiln server can mount the serving routes beside its own: none may clash.
+        for spec in crate::serving::table(false).specs() {
+            assert!(seen.insert((spec.method, spec.path.clone())), "serving clashes with the server: {spec:?}");
+        }
     }
 
     #[test]

@@ -38,6 +38,16 @@ pub struct ServerArgs {
     /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C [default: 30]
     #[arg(long, env = "KILN_SHUTDOWN_GRACE")]
     shutdown_grace: Option<u64>,
+    /// Also serve models: the Open Inference Protocol's REST routes, /invocations and /metrics
+    /// beside the tracking API (kiln serve has the same, plus gRPC). Models are loaded at run time
+    /// through POST /v2/repository/models/<name>/load, or at start with --serve-model
+    #[arg(long, env = "KILN_SERVE")]
+    serve: bool,
+    /// A model to serve from this server's own registry, as NAME=SOURCE (models:/fraud@champion,
+    /// runs:/<run_id>/model or a folder); repeat for several; implies --serve. Loaded once the
+    /// server is up; /v2/health/ready answers 200 when all are
+    #[arg(long = "serve-model", value_name = "NAME=SOURCE", env = "KILN_SERVER_MODELS", value_delimiter = ',')]
+    serve_models: Vec<String>,
     /// A TOML file whose [server] table sets any of the settings above (same names, with
     /// underscores: host, port, backend_store_uri, ...)
     #[arg(long, env = "KILN_CONFIG")]
@@ -65,6 +75,8 @@ struct FileServer {
     max_request_body: Option<usize>,
     db_max_connections: Option<u32>,
     shutdown_grace: Option<u64>,
+    serve: Option<bool>,
+    serve_models: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -91,6 +103,9 @@ pub struct ServerConfig {
     pub max_request_body: usize,
     pub db_max_connections: u32,
     pub shutdown_grace_secs: u64,
+    /// Models to serve beside the tracking API (NAME=SOURCE); serving is on when `serve` is.
+    pub serve: bool,
+    pub serve_models: Vec<String>,
 }
 
 impl ServerArgs {
@@ -110,7 +125,18 @@ impl ServerArgs {
             max_request_body: self.max_request_body.or(file.max_request_body).unwrap_or(DEFAULT_MAX_REQUEST_BODY),
             db_max_connections: self.db_max_connections.or(file.db_max_connections).unwrap_or(DEFAULT_DB_MAX_CONNECTIONS),
             shutdown_grace_secs: self.shutdown_grace.or(file.shutdown_grace).unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
-        })
+            serve_models: if self.serve_models.is_empty() { file.serve_models.unwrap_or_default() } else { self.serve_models },
+            serve: false,
+        }
+        .with_serving(self.serve || file.serve.unwrap_or(false)))
+    }
+}
+
+impl ServerConfig {
+    /// Serving is on when asked, or when models are named.
+    fn with_serving(mut self, asked: bool) -> Self {
+        self.serve = asked || !self.serve_models.is_empty();
+        self
     }
 }
 
@@ -134,6 +160,8 @@ mod tests {
             max_request_body: None,
             db_max_connections: None,
             shutdown_grace: None,
+            serve: false,
+            serve_models: Vec::new(),
             config: file,
         }
     }
@@ -144,10 +172,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("kiln.toml");
         std::fs::write(&path, "[server]\nhost = \"0.0.0.0\"\nport = 7000\n").unwrap();
-        let c = args(Some(path)).resolve().unwrap();
+        let c = args(Some(path.clone())).resolve().unwrap();
         assert_eq!(c.host, "0.0.0.0");
         assert_eq!(c.port, 6000);
         assert_eq!(c.backend_store_uri, DEFAULT_BACKEND_STORE_URI);
+        assert!(!c.serve);
+        std::fs::write(&path, "[server]\nserve_models = [\"m=models:/m@champion\"]\n").unwrap();
+        let c = args(Some(path)).resolve().unwrap();
+        assert!(c.serve);
+        assert_eq!(c.serve_models, vec!["m=models:/m@champion".to_string()]);
         std::fs::remove_dir_all(dir).unwrap();
     }
 

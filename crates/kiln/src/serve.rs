@@ -1,6 +1,8 @@
 //! `kiln serve`: ONNX models behind the Open Inference Protocol and MLflow's `/invocations`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -85,7 +87,7 @@ fn parse_variant(flag: &str, text: &str) -> Result<(String, f64, ModelSource)> {
 }
 
 /// NAME=SOURCE.
-fn parse_model(text: &str) -> Result<(String, ModelSource)> {
+pub(crate) fn parse_model(text: &str) -> Result<(String, ModelSource)> {
     let Some((name, source)) = text.split_once('=') else {
         bail!("--model takes NAME=SOURCE (fraud=models:/fraud@champion), not '{text}'");
     };
@@ -149,7 +151,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("{e}"))
             .with_context(|| format!("cannot serve the {} of '{name}' from {source}", role.as_str()))?;
     }
-    let app = kiln_server::serving::app(ServingState { serving: serving.clone() }, &ServingApiOptions { max_body_bytes: args.max_request_body });
+    let state = ServingState { serving: serving.clone(), ready: Arc::new(AtomicBool::new(true)) };
+    let app = kiln_server::serving::app(state, &ServingApiOptions { max_body_bytes: args.max_request_body });
     let grpc = kiln_server::serving::grpc::router(serving.clone(), args.max_request_body);
     let address = format!("{}:{}", args.host, args.port);
     let listener = tokio::net::TcpListener::bind(&address).await.with_context(|| format!("cannot listen on {address}"))?;

@@ -1,11 +1,15 @@
 //! `kiln server` and `kiln db upgrade`.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use kiln_artifacts::ArtifactStore;
 use kiln_registry::Registry;
+use kiln_server::serving::{ServingApiOptions, ServingState};
 use kiln_server::{ApiOptions, AppState};
+use kiln_serving::{ModelConfig, Serving, ServingOptions, TrackingClient};
 use kiln_store::{MetaStore, StoreOptions};
 use kiln_tracking::Tracking;
 use tracing::info;
@@ -29,11 +33,41 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let artifact_description = artifacts.description().to_string();
     let registry = Registry::new(tracking.clone(), artifacts.clone());
     let state = AppState { tracking, registry, artifacts };
-    let app = kiln_server::app(state, &ApiOptions { max_body_bytes: config.max_request_body });
+    let mut app = kiln_server::app(state, &ApiOptions { max_body_bytes: config.max_request_body });
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
+    if config.serve {
+        let models = config.serve_models.iter().map(|m| crate::serve::parse_model(m)).collect::<Result<Vec<_>>>()?;
+        // Models are resolved through this server's own REST API, once it answers.
+        let own = match listener.local_addr() {
+            Ok(a) if a.ip().is_unspecified() => format!("http://127.0.0.1:{}", a.port()),
+            Ok(a) => format!("http://{a}"),
+            Err(_) => format!("http://127.0.0.1:{}", config.port),
+        };
+        let serving = Serving::new(ServingOptions {
+            tracking: Some(TrackingClient::new(&own).map_err(|e| anyhow::anyhow!("{e}"))?),
+            cache: kiln_serving::default_cache(),
+            poll: Duration::from_secs(2),
+            defaults: ModelConfig::default(),
+        });
+        let ready = Arc::new(AtomicBool::new(models.is_empty()));
+        let state = ServingState { serving: serving.clone(), ready: ready.clone() };
+        app = app.merge(kiln_server::serving::mounted(state, &ServingApiOptions { max_body_bytes: config.max_request_body }));
+        tokio::spawn(async move {
+            let mut loaded = 0;
+            for (name, source) in &models {
+                match serving.load(name, source.clone(), ModelConfig::default()).await {
+                    Ok(_) => loaded += 1,
+                    Err(e) => tracing::error!(model = %name, source = %source, error = %e, "cannot serve the model"),
+                }
+            }
+            if loaded == models.len() {
+                ready.store(true, Ordering::Release);
+            }
+        });
+    }
     info!(
         "kiln server listening on http://{} (metadata: {}; artifacts: {}) after {} ms",
         listener.local_addr().map(|a| a.to_string()).unwrap_or(address),

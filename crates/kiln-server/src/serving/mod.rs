@@ -8,6 +8,7 @@ mod invocations;
 mod oip;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -24,6 +25,8 @@ use crate::routes::{Method, Permission, Resource, RouteTable};
 #[derive(Clone)]
 pub struct ServingState {
     pub serving: Arc<Serving>,
+    /// Whether the models asked for at start are loaded (`/v2/health/ready`).
+    pub ready: Arc<AtomicBool>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,11 +41,12 @@ impl Default for ServingApiOptions {
     }
 }
 
-/// Every serving route.
-pub fn table() -> RouteTable<ServingState> {
+/// Every serving route; `scoring_meta` adds MLflow's scoring server's `/health` and `/version`
+/// (which `kiln server` has already, for the tracking server).
+pub fn table(scoring_meta: bool) -> RouteTable<ServingState> {
     let use_endpoint = Permission::Use(Resource::Endpoint);
     let read_endpoint = Permission::Read(Resource::Endpoint);
-    RouteTable::new()
+    let t = RouteTable::new()
         .route(Method::Get, "/v2/health/live", Permission::Public, oip::live)
         .route(Method::Get, "/v2/health/ready", Permission::Public, oip::ready)
         .route(Method::Get, "/v2", read_endpoint, oip::server_metadata)
@@ -58,20 +62,28 @@ pub fn table() -> RouteTable<ServingState> {
         .route(Method::Post, "/invocations", use_endpoint, invocations::invocations)
         .route(Method::Post, "/models/{model}/invocations", use_endpoint, invocations::model_invocations)
         .route(Method::Get, "/ping", Permission::Public, invocations::ping)
-        .route(Method::Get, "/health", Permission::Public, invocations::ping)
-        .route(Method::Get, "/version", Permission::Public, invocations::version)
-        .route(Method::Get, "/metrics", read_endpoint, metrics)
+        .route(Method::Get, "/metrics", read_endpoint, metrics);
+    if scoring_meta {
+        t.route(Method::Get, "/health", Permission::Public, invocations::ping)
+            .route(Method::Get, "/version", Permission::Public, invocations::version)
+    } else {
+        t
+    }
 }
 
 /// The serving application on its own (`kiln serve`).
 pub fn app(state: ServingState, options: &ServingApiOptions) -> Router {
-    router(state, options).fallback(not_found).layer(TraceLayer::new_for_http())
+    router(table(true), state, options).fallback(not_found).layer(TraceLayer::new_for_http())
 }
 
-/// The serving routes with their state and limits, to serve alone or merge into another app.
-pub fn router(state: ServingState, options: &ServingApiOptions) -> Router {
+/// The serving routes to merge into `kiln server`'s application, beside the tracking API.
+pub fn mounted(state: ServingState, options: &ServingApiOptions) -> Router {
+    router(table(false), state, options).layer(TraceLayer::new_for_http())
+}
+
+fn router(table: RouteTable<ServingState>, state: ServingState, options: &ServingApiOptions) -> Router {
     let limit = options.max_body_bytes;
-    table()
+    table
         .into_router()
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(move |req, next| refuse_oversize(limit, req, next)))

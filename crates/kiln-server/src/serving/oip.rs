@@ -22,8 +22,13 @@ pub(super) async fn live() -> Json<Value> {
     Json(json!({ "live": true }))
 }
 
-pub(super) async fn ready() -> Json<Value> {
-    Json(json!({ "ready": true }))
+/// Ready once the models asked for at start are loaded.
+pub(super) async fn ready(State(s): State<ServingState>) -> Response {
+    if s.ready.load(std::sync::atomic::Ordering::Acquire) {
+        Json(json!({ "ready": true })).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "ready": false }))).into_response()
+    }
 }
 
 pub(super) async fn server_metadata() -> Json<Value> {
