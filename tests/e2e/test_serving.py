@@ -1174,6 +1174,40 @@ def test_challenger_and_shadow_split(models):
         srv.stop()
 
 
+def test_models_from_a_config_file(models, tmp_path):
+    """kiln serve --config: [[serve.model]] tables name models with their own settings and a
+    challenger; unknown settings are refused at start with the file named."""
+    rf, lr = models["breast_rf"], models["breast_lr"]
+    config = tmp_path / "serve.toml"
+    config.write_text(
+        "[[serve.model]]\n"
+        f'name = "cancer"\nsource = "{rf.path}"\nmax_batch_size = 1\nsessions = 1\n'
+        f'challenger = {{ source = "{lr.path}", percent = 50 }}\n'
+        "[[serve.model]]\n"
+        f'name = "digits"\nsource = "{models["digits_mlp"].path}"\n')
+    srv = started(Serve({}, "--config", str(config)))
+    try:
+        x = rows(rf, 3)
+        answers = set()
+        for _ in range(40):
+            r = srv.infer("cancer", infer_body(rf, x))
+            assert r.status_code == 200, r.text
+            p = np.asarray(decode_json_outputs(r.json())["probabilities"], dtype=np.float32)
+            for label, m in (("primary", rf), ("challenger", lr)):
+                if np.allclose(p, m.reference(x)["probabilities"], rtol=RTOL, atol=ATOL):
+                    answers.add(label)
+        assert answers == {"primary", "challenger"}, answers
+        d = models["digits_mlp"]
+        assert_outputs(predictions_of(srv, "digits", d, rows(d, 5)), d.reference(rows(d, 5)), "digits from the file")
+    finally:
+        srv.stop()
+    config.write_text(f'[[serve.model]]\nname = "cancer"\nsource = "{rf.path}"\nport = 9000\n')
+    bad = Serve({}, "--config", str(config))
+    with pytest.raises(RuntimeError, match="serve.toml"):
+        bad.start(timeout=60)
+    bad.stop()
+
+
 # ---------------------------------------------------------------------------
 # Dynamic batching
 

@@ -1,12 +1,13 @@
 //! `kiln serve`: ONNX models behind the Open Inference Protocol and MLflow's `/invocations`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use serde::Deserialize;
 use kiln_server::serving::{ServingApiOptions, ServingState};
 use kiln_serving::{ModelConfig, ModelSource, Role, Serving, ServingOptions, TrackingClient};
 use tracing::info;
@@ -71,6 +72,117 @@ pub struct ServeArgs {
     /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C
     #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value_t = 30)]
     shutdown_grace: u64,
+    /// A TOML file of models with their own settings, beside the --model ones:
+    /// [[serve.model]] tables with name, source, and any of sessions, intra_threads,
+    /// max_batch_size, max_batch_delay_us, max_queue, timeout_ms (the flags give the rest), and
+    /// challenger / shadow = { source = "...", percent = 10 }
+    #[arg(long, env = "KILN_SERVE_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// The `[serve]` table of the configuration file.
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    #[serde(default)]
+    serve: ServeTable,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+struct ServeTable {
+    #[serde(default)]
+    model: Vec<FileModel>,
+}
+
+/// One `[[serve.model]]`: a model and the settings it does not take from the flags.
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileModel {
+    name: String,
+    source: String,
+    sessions: Option<usize>,
+    intra_threads: Option<usize>,
+    max_batch_size: Option<usize>,
+    max_batch_delay_us: Option<u64>,
+    max_queue: Option<usize>,
+    timeout_ms: Option<u64>,
+    challenger: Option<FileVariant>,
+    shadow: Option<FileVariant>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct FileVariant {
+    source: String,
+    percent: f64,
+}
+
+impl FileModel {
+    fn config(&self, defaults: &ModelConfig) -> ModelConfig {
+        ModelConfig {
+            sessions: self.sessions.unwrap_or(defaults.sessions).max(1),
+            intra_threads: self.intra_threads.unwrap_or(defaults.intra_threads).max(1),
+            max_batch_size: self.max_batch_size.unwrap_or(defaults.max_batch_size).max(1),
+            max_batch_delay: self.max_batch_delay_us.map_or(defaults.max_batch_delay, Duration::from_micros),
+            max_queue: self.max_queue.unwrap_or(defaults.max_queue).max(1),
+            timeout: self.timeout_ms.map_or(defaults.timeout, |ms| Duration::from_millis(ms.max(1))),
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<Vec<FileModel>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let file: ServeFile = toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))?;
+    Ok(file.serve.model)
+}
+
+/// A model to load: its endpoint name, the part it plays, its share, source and settings.
+struct Planned {
+    name: String,
+    role: Role,
+    percent: f64,
+    source: ModelSource,
+    config: ModelConfig,
+}
+
+/// Every model the flags and the file name, primaries first; a name given twice is an error.
+fn plan(args: &ServeArgs, file: Vec<FileModel>, defaults: &ModelConfig) -> Result<Vec<Planned>> {
+    let mut out = Vec::new();
+    let primary = |name: String, source, config| Planned { name, role: Role::Primary, percent: 100.0, source, config };
+    for text in &args.models {
+        let (name, source) = parse_model(text)?;
+        out.push(primary(name, source, defaults.clone()));
+    }
+    let mut file_variants = Vec::new();
+    for m in file {
+        let config = m.config(defaults);
+        for (role, v) in [(Role::Challenger, &m.challenger), (Role::Shadow, &m.shadow)] {
+            if let Some(v) = v {
+                if !(0.0..=100.0).contains(&v.percent) {
+                    bail!("the {} of '{}' in the config file has percent {}, not between 0 and 100", role.as_str(), m.name, v.percent);
+                }
+                file_variants.push(Planned { name: m.name.clone(), role, percent: v.percent, source: ModelSource::parse(&v.source), config: config.clone() });
+            }
+        }
+        out.push(primary(m.name, ModelSource::parse(&m.source), config));
+    }
+    for (i, p) in out.iter().enumerate() {
+        if out[..i].iter().any(|q| q.name == p.name) {
+            bail!("the model '{}' is named twice (by --model or the config file)", p.name);
+        }
+    }
+    for (flag, role, list) in [("challenger", Role::Challenger, &args.challengers), ("shadow", Role::Shadow, &args.shadows)] {
+        for text in list {
+            let (name, percent, source) = parse_variant(flag, text)?;
+            let Some(config) = out.iter().find(|p| p.name == name).map(|p| p.config.clone()) else {
+                bail!("--{flag} {text} names the model '{name}', which no --model serves");
+            };
+            out.push(Planned { name, role, percent, source, config });
+        }
+    }
+    out.extend(file_variants);
+    Ok(out)
 }
 
 /// NAME:PERCENT=SOURCE.
@@ -99,17 +211,6 @@ pub(crate) fn parse_model(text: &str) -> Result<(String, ModelSource)> {
 
 pub async fn run(args: ServeArgs) -> Result<()> {
     let started = Instant::now();
-    let models = args.models.iter().map(|m| parse_model(m)).collect::<Result<Vec<_>>>()?;
-    let mut variants = Vec::new();
-    for (flag, role, list) in [("challenger", Role::Challenger, &args.challengers), ("shadow", Role::Shadow, &args.shadows)] {
-        for text in list {
-            let (name, percent, source) = parse_variant(flag, text)?;
-            if !models.iter().any(|(m, _)| *m == name) {
-                bail!("--{flag} {text} names the model '{name}', which no --model serves");
-            }
-            variants.push((name, role, percent, source));
-        }
-    }
     if args.poll_seconds.is_nan() || args.poll_seconds < 0.1 {
         bail!("--poll-seconds must be at least 0.1");
     }
@@ -122,6 +223,8 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         max_queue: args.max_queue.max(1),
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
     };
+    let file = args.config.as_deref().map(read_file).transpose()?.unwrap_or_default();
+    let planned = plan(&args, file, &defaults)?;
     let cache = args.cache.clone().unwrap_or_else(kiln_serving::default_cache);
     let owns_cache = args.cache.is_none();
     let serving = Serving::new(ServingOptions {
@@ -130,26 +233,19 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         poll: Duration::from_secs_f64(args.poll_seconds),
         defaults: defaults.clone(),
     });
-    if models.is_empty() {
-        tracing::warn!("no --model given: load models through POST /v2/repository/models/<name>/load");
+    if planned.is_empty() {
+        tracing::warn!("no model given: load models through POST /v2/repository/models/<name>/load");
     } else {
         kiln_serving::onnx_runtime().map_err(|e| anyhow::anyhow!("{e}"))?;
     }
-    for (name, source) in models {
+    for p in planned {
         let loading = Instant::now();
         serving
-            .load(&name, source.clone(), defaults.clone())
+            .load_variant(&p.name, p.role, p.percent, p.source.clone(), p.config)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("cannot serve the model '{name}' from {source}"))?;
-        info!(model = %name, ms = loading.elapsed().as_millis() as u64, "model ready");
-    }
-    for (name, role, percent, source) in variants {
-        serving
-            .load_variant(&name, role, percent, source.clone(), defaults.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))
-            .with_context(|| format!("cannot serve the {} of '{name}' from {source}", role.as_str()))?;
+            .with_context(|| format!("cannot serve the {} of '{}' from {}", p.role.as_str(), p.name, p.source))?;
+        info!(model = %p.name, role = p.role.as_str(), ms = loading.elapsed().as_millis() as u64, "model ready");
     }
     let state = ServingState { serving: serving.clone(), ready: Arc::new(AtomicBool::new(true)) };
     let app = kiln_server::serving::app(state, &ServingApiOptions { max_body_bytes: args.max_request_body });
@@ -210,6 +306,52 @@ mod tests {
         assert_eq!(parse_model("m=/tmp/m").unwrap().1, ModelSource::Path("/tmp/m".into()));
         assert!(parse_model("fraud").is_err());
         assert!(parse_model("=x").is_err());
+    }
+
+    fn args(models: &[&str], challengers: &[&str]) -> ServeArgs {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let mut argv = vec!["kiln".to_string()];
+        for m in models {
+            argv.extend(["--model".to_string(), m.to_string()]);
+        }
+        for c in challengers {
+            argv.extend(["--challenger".to_string(), c.to_string()]);
+        }
+        Cli::parse_from(argv).serve
+    }
+
+    #[test]
+    fn the_file_gives_models_their_own_settings() {
+        let file: ServeFile = toml::from_str(
+            "[[serve.model]]\nname = \"fraud\"\nsource = \"models:/fraud@champion\"\nmax_batch_size = 8\n\
+             max_batch_delay_us = 500\nshadow = { source = \"models:/fraud/7\", percent = 25 }\n",
+        )
+        .unwrap();
+        let defaults = ModelConfig::default();
+        let planned = plan(&args(&["iris=/tmp/iris"], &["iris:10=/tmp/iris2"]), file.serve.model, &defaults).unwrap();
+        let seen: Vec<_> = planned.iter().map(|p| (p.name.as_str(), p.role, p.percent)).collect();
+        assert_eq!(
+            seen,
+            vec![("iris", Role::Primary, 100.0), ("fraud", Role::Primary, 100.0), ("iris", Role::Challenger, 10.0), ("fraud", Role::Shadow, 25.0)]
+        );
+        assert_eq!(planned[1].config.max_batch_size, 8);
+        assert_eq!(planned[1].config.max_batch_delay, Duration::from_micros(500));
+        assert_eq!(planned[1].config.max_queue, defaults.max_queue);
+        assert_eq!(planned[3].config.max_batch_size, 8);
+        assert_eq!(planned[0].config.max_batch_size, defaults.max_batch_size);
+    }
+
+    #[test]
+    fn the_file_and_flags_are_checked() {
+        let twice: ServeFile = toml::from_str("[[serve.model]]\nname = \"iris\"\nsource = \"/tmp/x\"\n").unwrap();
+        assert!(plan(&args(&["iris=/tmp/iris"], &[]), twice.serve.model, &ModelConfig::default()).is_err());
+        assert!(toml::from_str::<ServeFile>("[[serve.model]]\nname = \"a\"\nsource = \"/x\"\nport = 1\n").is_err());
+        assert!(plan(&args(&[], &["nobody:10=/tmp/x"]), Vec::new(), &ModelConfig::default()).is_err());
     }
 
     #[test]
