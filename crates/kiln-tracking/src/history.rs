@@ -1,6 +1,8 @@
 //! Metric history: the full series of one metric (streamed in chunks, never buffered whole),
 //! and the downsampled series of several runs that charts draw.
 
+use std::collections::HashMap;
+
 use kiln_core::search::PageToken;
 use tokio::sync::mpsc;
 
@@ -180,18 +182,10 @@ impl Tracking {
                 Err(e) if e.kind() == kiln_core::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            let count: i64 = query(
-                "SELECT COUNT(*) FROM metrics WHERE run_pk = $1 AND key = $2 AND step >= $3 AND step <= $4",
-            )
-            .bind(run_pk)
-            .bind(&q.metric_key)
-            .bind(start)
-            .bind(end)
-            .fetch_one(self.store.reader())
-            .await?
-            .try_get(0)?;
+            // Counted only as far as the exact sampling goes: a longer history is not counted whole.
+            let count = self.count_points(run_pk, &q.metric_key, (start, end), Some(EXACT_SAMPLE_LIMIT + 1)).await?;
             let points = if count > EXACT_SAMPLE_LIMIT && count > max_results {
-                self.stride_sample(run_pk, &q.metric_key, (start, end), count, max_results).await?
+                self.stride_sample(run_pk, &q.metric_key, (start, end), max_results).await?
             } else {
                 self.exact_sample(run_pk, &q.metric_key, (start, end), count, max_results).await?
             };
@@ -226,11 +220,26 @@ impl Tracking {
     }
 
     /// A sample of a long history: the first and last points in step order, as MLflow keeps
-    /// them, and between them one point at every `stride`-th timestamp in logging order (the
-    /// metrics table's own order, so nothing is sorted or numbered: each sampled timestamp is
-    /// found from the one before by skipping `stride - 1` index entries). At most `k` points,
-    /// answered in step order.
-    async fn stride_sample(&self, run_pk: i64, key: &str, (start, end): (i64, i64), n: i64, k: i64) -> Result<Vec<Metric>> {
+    /// them, and between them points spread evenly over the logging time (the metrics table's
+    /// own order): each sampled timestamp is the first at or after the one before plus an even
+    /// share of the time span, found by one index seek, so a million points cost a few thousand
+    /// seeks. When the points share too few distinct timestamps for that, every `stride`-th
+    /// timestamp is taken instead (skipping `stride - 1` index entries each). At most `k`
+    /// points, answered in step order.
+    /// Points of a metric in a step range, counted up to `cap` when one is given.
+    async fn count_points(&self, run_pk: i64, key: &str, (start, end): (i64, i64), cap: Option<i64>) -> Result<i64> {
+        let limit = if cap.is_some() { " LIMIT $5" } else { "" };
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM metrics WHERE run_pk = $1 AND key = $2 AND step >= $3 AND step <= $4{limit}) p"
+        );
+        let mut q = query(sql).bind(run_pk).bind(key).bind(start).bind(end);
+        if let Some(cap) = cap {
+            q = q.bind(cap);
+        }
+        Ok(q.fetch_one(self.store.reader()).await?.try_get(0)?)
+    }
+
+    async fn stride_sample(&self, run_pk: i64, key: &str, (start, end): (i64, i64), k: i64) -> Result<Vec<Metric>> {
         let in_range = |sql: &mut Sql, table: &str| {
             sql.push(&format!("{table}.run_pk = ")).bind_int(run_pk).push(&format!(" AND {table}.key = ")).bind_text(key);
             sql.push(&format!(" AND {table}.step >= ")).bind_int(start).push(&format!(" AND {table}.step <= ")).bind_int(end);
@@ -238,25 +247,59 @@ impl Tracking {
         let mut points: Vec<Metric> = Vec::new();
         if k > 2 {
             let inner = k - 2;
-            let stride = ((n + inner - 1) / inner).max(1);
-            let mut sql =
-                Sql::new(self.store.dialect(), "WITH RECURSIVE s (i, ts) AS (SELECT 0, (SELECT MIN(m.timestamp) FROM metrics m WHERE ");
-            in_range(&mut sql, "m");
-            sql.push(") UNION ALL SELECT s.i + 1, (SELECT x.timestamp FROM metrics x WHERE ");
-            in_range(&mut sql, "x");
-            sql.push(" AND x.timestamp > s.ts ORDER BY x.timestamp LIMIT 1 OFFSET ").bind_int(stride - 1);
-            sql.push(") FROM s WHERE s.ts IS NOT NULL AND s.i + 1 < ").bind_int(inner);
-            // CROSS JOIN keeps the sampled timestamps as the outer loop (SQLite otherwise may scan
-            // every point and look each up among the samples).
-            sql.push(") SELECT m.key, m.value_key, m.timestamp, m.step, m.is_nan FROM s CROSS JOIN metrics m WHERE m.timestamp = s.ts AND ");
-            in_range(&mut sql, "m");
-            for row in sql.build().fetch_all(self.store.reader()).await? {
-                let point = rows::metric(&row, 0)?;
-                // One point per sampled timestamp: the first in step order.
-                match points.iter_mut().find(|p| p.timestamp == point.timestamp) {
-                    Some(p) if (point.step, point.value.to_bits()) < (p.step, p.value.to_bits()) => *p = point,
-                    Some(_) => {}
-                    None => points.push(point),
+            // The span of logging time, each end by one seek along the index (MIN and MAX in one
+            // query would scan every point).
+            let mut ends = [None, None];
+            for (end, direction) in ends.iter_mut().zip(["ASC", "DESC"]) {
+                let mut q = Sql::new(self.store.dialect(), "SELECT m.timestamp FROM metrics m WHERE ");
+                in_range(&mut q, "m");
+                q.push(&format!(" ORDER BY m.timestamp {direction} LIMIT 1"));
+                if let Some(row) = q.build().fetch_optional(self.store.reader()).await? {
+                    *end = Some(row.try_get::<i64, _>(0)?);
+                }
+            }
+            let [first, last] = ends;
+            let width = match (first, last) {
+                // Rounded up, so that the samples reach the end of the span.
+                (Some(a), Some(b)) => b.saturating_sub(a).saturating_add(inner - 1) / inner,
+                _ => 0,
+            };
+            // Seeking by time first; when the points bunch on a few timestamps that gives too few
+            // samples, stepping by count instead.
+            for seek in [width > 1, false] {
+                let mut sql =
+                    Sql::new(self.store.dialect(), "WITH RECURSIVE s (i, ts) AS (SELECT 0, (SELECT MIN(m.timestamp) FROM metrics m WHERE ");
+                in_range(&mut sql, "m");
+                sql.push(") UNION ALL SELECT s.i + 1, (SELECT x.timestamp FROM metrics x WHERE ");
+                in_range(&mut sql, "x");
+                if seek {
+                    sql.push(" AND x.timestamp >= s.ts + ").bind_int(width).push(" ORDER BY x.timestamp LIMIT 1");
+                } else {
+                    let n = self.count_points(run_pk, key, (start, end), None).await?;
+                    let stride = ((n + inner - 1) / inner).max(1);
+                    sql.push(" AND x.timestamp > s.ts ORDER BY x.timestamp LIMIT 1 OFFSET ").bind_int(stride - 1);
+                }
+                sql.push(") FROM s WHERE s.ts IS NOT NULL AND s.i + 1 < ").bind_int(inner);
+                // CROSS JOIN keeps the sampled timestamps as the outer loop (SQLite otherwise may
+                // scan every point and look each up among the samples).
+                sql.push(") SELECT m.key, m.value_key, m.timestamp, m.step, m.is_nan FROM s CROSS JOIN metrics m WHERE m.timestamp = s.ts AND ");
+                in_range(&mut sql, "m");
+                points.clear();
+                let mut by_timestamp: HashMap<i64, usize> = HashMap::new();
+                for row in sql.build().fetch_all(self.store.reader()).await? {
+                    let point = rows::metric(&row, 0)?;
+                    // One point per sampled timestamp: the first in step order.
+                    match by_timestamp.get(&point.timestamp) {
+                        Some(&at) if (point.step, point.value.to_bits()) < (points[at].step, points[at].value.to_bits()) => points[at] = point,
+                        Some(_) => {}
+                        None => {
+                            by_timestamp.insert(point.timestamp, points.len());
+                            points.push(point);
+                        }
+                    }
+                }
+                if !seek || points.len() as i64 >= inner / 2 {
+                    break;
                 }
             }
         }
