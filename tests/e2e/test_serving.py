@@ -84,6 +84,24 @@ def onnxruntime_library():
     return found[0] if found else None
 
 
+def wait_for_answer(server, url, what, timeout):
+    """Waits (at most `timeout` s) until `url` answers 200; a process that exits or never answers
+    is stopped and reported with its log. `server` has .proc, .log_path and .stop()."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {server.proc.returncode}:\n{tail(server.log_path)}")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return server
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    log = tail(server.log_path)
+    server.stop()
+    raise RuntimeError(f"{what} was not ready within {timeout}s:\n{log}")
+
+
 class Serve:
     """A `kiln serve` process on free loopback ports, stopped by its PID."""
 
@@ -129,19 +147,7 @@ class Serve:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
                                          env=self.environment(), stdin=subprocess.DEVNULL)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kiln serve exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/v2/health/ready", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        log = self.log()
-        self.stop()
-        raise RuntimeError(f"kiln serve was not ready within {timeout}s:\n{log}")
+        return wait_for_answer(self, self.url + "/v2/health/ready", "kiln serve", timeout)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -1488,18 +1494,7 @@ class KilnServerWithServing:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
                                          stdin=subprocess.DEVNULL)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"kiln server exited with {self.proc.returncode}:\n{tail(self.log_path)}")
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"kiln server did not answer within {timeout}s:\n{tail(self.log_path)}")
+        return wait_for_answer(self, self.url + "/health", "kiln server", timeout)
 
     def wait_ready(self, timeout=READY_TIMEOUT):
         deadline = time.time() + timeout

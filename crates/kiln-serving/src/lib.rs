@@ -20,4 +20,4 @@ pub use metrics::{Histogram, ModelMetrics, render as render_metrics};
 pub use model::{InferRequest, InferResponse, IoSpec, LoadedModel, ModelConfig, Timing, onnx_file};
 pub use runtime::{OnnxRuntime, onnx_runtime};
 pub use serving::{Endpoint, ModelSource, Role, Serving, ServingOptions, Variant, clear_cache, default_cache};
-pub use tensor::{DataType, Tensor, TensorData, data_from_json, data_to_json, element_count};
+pub use tensor::{DataType, Tensor, TensorData, data_from_json, element_count};

@@ -403,7 +403,7 @@ fn summary(outputs: &[crate::tensor::Tensor]) -> String {
         .iter()
         .map(|t| {
             let first = t.shape.first().copied().unwrap_or(1).min(1);
-            let values = crate::tensor::data_to_json(&t.data.rows(0, first, t.row_len()));
+            let values = serde_json::to_string(&t.data.rows(0, first, t.row_len())).unwrap_or_default();
             format!("{}{:?}={}", t.name, t.shape, values)
         })
         .collect::<Vec<_>>()

@@ -279,24 +279,6 @@ fn flatten<'v>(value: &'v Value, out: &mut Vec<&'v Value>, depth: usize) -> std:
     }
 }
 
-/// Elements as JSON numbers (booleans for BOOL), flat. JSON has no NaN or infinity: those become
-/// null, as serde_json writes them.
-pub fn data_to_json(data: &TensorData) -> Value {
-    match data {
-        TensorData::Bool(v) => Value::from(v.clone()),
-        TensorData::Uint8(v) => Value::from(v.clone()),
-        TensorData::Uint16(v) => Value::from(v.clone()),
-        TensorData::Uint32(v) => Value::from(v.clone()),
-        TensorData::Uint64(v) => Value::from(v.clone()),
-        TensorData::Int8(v) => Value::from(v.clone()),
-        TensorData::Int16(v) => Value::from(v.clone()),
-        TensorData::Int32(v) => Value::from(v.clone()),
-        TensorData::Int64(v) => Value::from(v.clone()),
-        TensorData::Fp32(v) => Value::Array(v.iter().map(|&x| serde_json::Number::from_f64(f64::from(x)).map_or(Value::Null, Value::Number)).collect()),
-        TensorData::Fp64(v) => Value::Array(v.iter().map(|&x| serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)).collect()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
