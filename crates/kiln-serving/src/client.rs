@@ -158,6 +158,13 @@ impl TrackingClient {
         Ok(())
     }
 
+    /// Writes a file at `path` in the server's proxied artifact store.
+    pub async fn upload(&self, path: &str, bytes: bytes::Bytes) -> Result<()> {
+        let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}", self.base, encode_path(path));
+        let response = self.http.put(&url).body(bytes).send().await.map_err(|e| self.unreachable(e))?;
+        self.check(response).await.map(|_| ())
+    }
+
     async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value> {
         let response = self.http.get(format!("{}{path}", self.base)).query(query).send().await.map_err(|e| self.unreachable(e))?;
         self.json(response).await

@@ -1,11 +1,13 @@
 //! Model serving: ONNX models (from a folder, a run or the registry) run through ONNX Runtime,
 //! with concurrent requests merged into batches, checked against each model's inputs, counted
-//! per model, and followed when their alias or stage moves. Protocols (the Open Inference
+//! per model, followed when their alias or stage moves, and optionally logged to Parquet files
+//! for monitoring. Protocols (the Open Inference
 //! Protocol, MLflow's `/invocations`) live in the HTTP layer over [`Serving`].
 
 mod batch;
 mod client;
 mod error;
+mod inference_log;
 mod json;
 mod metrics;
 mod model;
@@ -15,6 +17,7 @@ mod tensor;
 
 pub use client::{Resolved, TrackingClient};
 pub use error::{Error, Result};
+pub use inference_log::{InferenceLog, InferenceLogOptions, LogDestination};
 pub use json::{Nested, data_from_json_text};
 pub use metrics::{Histogram, ModelMetrics, render as render_metrics};
 pub use model::{InferRequest, InferResponse, IoSpec, LoadedModel, ModelConfig, Timing, onnx_file};

@@ -58,6 +58,10 @@ pub struct ModelMetrics {
     pub queue: Histogram,
     pub inference: Histogram,
     pub batch_size: Histogram,
+    /// Rows written to the inference log.
+    pub logged: AtomicU64,
+    /// Records the inference log dropped: its queue was full, or their file could not be written.
+    pub log_dropped: AtomicU64,
 }
 
 impl Default for ModelMetrics {
@@ -69,6 +73,8 @@ impl Default for ModelMetrics {
             queue: Histogram::new(&LATENCY_BOUNDS),
             inference: Histogram::new(&LATENCY_BOUNDS),
             batch_size: Histogram::new(&BATCH_BOUNDS),
+            logged: AtomicU64::new(0),
+            log_dropped: AtomicU64::new(0),
         }
     }
 }
@@ -103,6 +109,13 @@ pub fn render<'a>(models: impl Iterator<Item = (&'a str, &'a str, &'a ModelMetri
     };
     counter(&mut out, "kiln_inference_requests_total", "Inference requests answered or refused.", &|m| m.requests.load(Ordering::Relaxed));
     counter(&mut out, "kiln_inference_failures_total", "Inference requests that failed.", &|m| m.failures.load(Ordering::Relaxed));
+    counter(&mut out, "kiln_inference_log_rows_total", "Rows written to the inference log.", &|m| m.logged.load(Ordering::Relaxed));
+    counter(
+        &mut out,
+        "kiln_inference_log_dropped_total",
+        "Requests the inference log dropped (queue full, or a file that could not be written).",
+        &|m| m.log_dropped.load(Ordering::Relaxed),
+    );
     let histogram = |out: &mut String, name: &str, help: &str, get: &dyn Fn(&ModelMetrics) -> &Histogram| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         for (model, role, m) in &models {

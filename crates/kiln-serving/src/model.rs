@@ -35,6 +35,8 @@ pub struct ModelConfig {
     pub max_queue: usize,
     /// Longest a request may take, queue included.
     pub timeout: Duration,
+    /// Whether answered requests go to the inference log (when the process has one).
+    pub log_inferences: bool,
 }
 
 impl Default for ModelConfig {
@@ -47,6 +49,7 @@ impl Default for ModelConfig {
             max_batch_delay: Duration::ZERO,
             max_queue: 4096,
             timeout: Duration::from_secs(30),
+            log_inferences: false,
         }
     }
 }
@@ -62,7 +65,10 @@ pub struct IoSpec {
 /// What a request asks: its inputs and, optionally, which outputs to return.
 #[derive(Debug, Clone, Default)]
 pub struct InferRequest {
+    /// The id the request's body gives (the Open Inference Protocol's `id`), echoed back.
     pub id: Option<String>,
+    /// The transport's id of the request (`x-request-id`), for logs.
+    pub request_id: Option<String>,
     pub inputs: Vec<Tensor>,
     pub outputs: Option<Vec<String>>,
 }

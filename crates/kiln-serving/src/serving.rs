@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use kiln_registry::ModelUri;
 
 use crate::client::{Resolved, TrackingClient};
 use crate::error::{Error, Result};
+use crate::inference_log::{InferenceLog, Record};
 use crate::metrics::ModelMetrics;
 use crate::model::{InferRequest, InferResponse, LoadedModel, ModelConfig};
 
@@ -54,7 +55,7 @@ impl std::fmt::Display for ModelSource {
 }
 
 /// The part a model plays under an endpoint's name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     /// Answers every request not sent to the challenger.
     Primary,
@@ -148,6 +149,34 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// Runs a request on a variant's current model and, when the variant logs its inferences,
+/// hands the answered request to the log.
+async fn answer(log: Option<Arc<InferenceLog>>, endpoint: &str, variant: &Variant, request: InferRequest) -> Result<InferResponse> {
+    let Some(log) = log.filter(|_| variant.config.log_inferences) else {
+        return variant.model().infer(request).await;
+    };
+    let (time, clock) = (SystemTime::now(), Instant::now());
+    let (request_id, id, inputs) = (request.request_id.clone(), request.id.clone(), request.inputs.clone());
+    let result = variant.model().infer(request).await;
+    if let Ok(response) = &result {
+        log.push(Record {
+            time,
+            endpoint: endpoint.to_string(),
+            version: response.model_version.clone(),
+            role: variant.role,
+            request_id,
+            id,
+            total: clock.elapsed(),
+            queue: response.timing.queue,
+            inference: response.timing.inference,
+            inputs,
+            outputs: response.outputs.clone(),
+            metrics: variant.metrics.clone(),
+        });
+    }
+    result
+}
+
 /// Settings shared by every model of a process.
 #[derive(Debug, Clone)]
 pub struct ServingOptions {
@@ -159,6 +188,8 @@ pub struct ServingOptions {
     pub poll: Duration,
     /// How models loaded without their own settings run.
     pub defaults: ModelConfig,
+    /// Where models with `log_inferences` send their answered requests.
+    pub log: Option<Arc<InferenceLog>>,
 }
 
 pub struct Serving {
@@ -265,10 +296,15 @@ impl Serving {
 
     /// The primary model of `name`; with `version`, whichever of its models is that version.
     pub fn model(&self, name: &str, version: Option<&str>) -> Result<Arc<LoadedModel>> {
+        self.variant(name, version).map(|v| v.model())
+    }
+
+    /// The primary of `name`; with `version`, whichever of its variants serves that version.
+    fn variant(&self, name: &str, version: Option<&str>) -> Result<Arc<Variant>> {
         let endpoint = self.endpoint(name).ok_or_else(|| unknown_model(name))?;
         match version.filter(|v| !v.is_empty()) {
-            None => Ok(endpoint.model()),
-            Some(v) => endpoint.variants().map(|x| x.model()).find(|m| m.version == v).ok_or_else(|| {
+            None => Ok(endpoint.primary.clone()),
+            Some(v) => endpoint.variants().find(|x| x.model().version == v).cloned().ok_or_else(|| {
                 Error::not_found(format!(
                     "the model '{name}' is served at version {}, not {v}",
                     endpoint.variants().map(|x| x.model().version.clone()).collect::<Vec<_>>().join(", ")
@@ -282,15 +318,17 @@ impl Serving {
     /// draws this request) gets a copy whose answer is logged, never returned.
     pub async fn infer(&self, name: &str, version: Option<&str>, request: InferRequest) -> Result<InferResponse> {
         if version.is_some_and(|v| !v.is_empty()) {
-            return self.model(name, version)?.infer(request).await;
+            let variant = self.variant(name, version)?;
+            return answer(self.options.log.clone(), name, &variant, request).await;
         }
         let endpoint = self.endpoint(name).ok_or_else(|| unknown_model(name))?;
-        let (answer, shadow) = endpoint.route();
+        let (chosen, shadow) = endpoint.route();
         if let Some(shadow) = shadow {
             let copy = request.clone();
+            let (log, name) = (self.options.log.clone(), name.to_string());
             tokio::spawn(async move {
                 let model = shadow.model();
-                match model.infer(copy).await {
+                match answer(log, &name, &shadow, copy).await {
                     Ok(r) => tracing::info!(
                         model = %model.name,
                         role = "shadow",
@@ -304,7 +342,19 @@ impl Serving {
                 }
             });
         }
-        answer.model().infer(request).await
+        answer(self.options.log.clone(), name, &chosen, request).await
+    }
+
+    /// Whether this process keeps an inference log (models may turn logging on).
+    pub fn has_log(&self) -> bool {
+        self.options.log.is_some()
+    }
+
+    /// Writes what the inference log holds and stops it (at shutdown).
+    pub async fn close_log(&self) {
+        if let Some(log) = &self.options.log {
+            log.close().await;
+        }
     }
 
     pub fn endpoints(&self) -> Vec<Arc<Endpoint>> {

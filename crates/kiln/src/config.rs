@@ -48,6 +48,10 @@ pub struct ServerArgs {
     /// server is up; /v2/health/ready answers 200 when all are
     #[arg(long = "serve-model", value_name = "NAME=SOURCE", env = "KILN_SERVER_MODELS", value_delimiter = ',')]
     serve_models: Vec<String>,
+    /// Log the served models' answered requests (inputs, outputs, version, timing, ids) to
+    /// Parquet files in this server's artifact store, under inference-logs/<model>/date=.../hour=.../
+    #[arg(long, env = "KILN_SERVE_LOG_INFERENCES")]
+    serve_log_inferences: bool,
     /// A TOML file whose [server] table sets any of the settings above (same names, with
     /// underscores: host, port, backend_store_uri, ...)
     #[arg(long, env = "KILN_CONFIG")]
@@ -77,6 +81,7 @@ struct FileServer {
     shutdown_grace: Option<u64>,
     serve: Option<bool>,
     serve_models: Option<Vec<String>>,
+    serve_log_inferences: Option<bool>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -106,6 +111,8 @@ pub struct ServerConfig {
     /// Models to serve beside the tracking API (NAME=SOURCE); serving is on when `serve` is.
     pub serve: bool,
     pub serve_models: Vec<String>,
+    /// Whether served models log their answered requests to the artifact store.
+    pub serve_log_inferences: bool,
 }
 
 impl ServerArgs {
@@ -126,6 +133,7 @@ impl ServerArgs {
             db_max_connections: self.db_max_connections.or(file.db_max_connections).unwrap_or(DEFAULT_DB_MAX_CONNECTIONS),
             shutdown_grace_secs: self.shutdown_grace.or(file.shutdown_grace).unwrap_or(DEFAULT_SHUTDOWN_GRACE_SECS),
             serve_models: if self.serve_models.is_empty() { file.serve_models.unwrap_or_default() } else { self.serve_models },
+            serve_log_inferences: self.serve_log_inferences || file.serve_log_inferences.unwrap_or(false),
             serve: false,
         }
         .with_serving(self.serve || file.serve.unwrap_or(false)))
@@ -162,6 +170,7 @@ mod tests {
             shutdown_grace: None,
             serve: false,
             serve_models: Vec::new(),
+            serve_log_inferences: false,
             config: file,
         }
     }

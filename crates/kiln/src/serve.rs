@@ -9,7 +9,10 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Deserialize;
 use kiln_server::serving::{ServingApiOptions, ServingState};
-use kiln_serving::{ModelConfig, ModelSource, Role, Serving, ServingOptions, TrackingClient};
+use kiln_artifacts::ArtifactStore;
+use kiln_serving::{
+    InferenceLog, InferenceLogOptions, LogDestination, ModelConfig, ModelSource, Role, Serving, ServingOptions, TrackingClient,
+};
 use tracing::info;
 
 #[derive(Args, Debug)]
@@ -72,10 +75,27 @@ pub struct ServeArgs {
     /// Seconds requests in flight get to finish after SIGTERM or Ctrl-C
     #[arg(long, env = "KILN_SHUTDOWN_GRACE", default_value_t = 30)]
     shutdown_grace: u64,
+    /// Log the answered requests of every model given on the command line (inputs, outputs,
+    /// version, timing, ids) to Parquet files, a folder per model and hour, written off the
+    /// request path; the config file's log_inferences sets it per model
+    #[arg(long, env = "KILN_SERVE_LOG_INFERENCES")]
+    log_inferences: bool,
+    /// Where inference log files go: a local folder, s3://, gs:// or az:// [default: the
+    /// tracking server's artifact store, under inference-logs/]
+    #[arg(long, env = "KILN_SERVE_INFERENCE_LOG_URI", value_name = "URI")]
+    inference_log_uri: Option<String>,
+    /// Seconds a logged request may wait before its file is written (files also close at
+    /// 100,000 rows, at the hour, and at shutdown)
+    #[arg(long, env = "KILN_SERVE_INFERENCE_LOG_FLUSH_SECONDS", default_value_t = 60.0)]
+    inference_log_flush_seconds: f64,
+    /// Logged requests that may wait to be written; when it is full, requests are still
+    /// answered but not logged, and counted (kiln_inference_log_dropped_total)
+    #[arg(long, env = "KILN_SERVE_INFERENCE_LOG_QUEUE", default_value_t = 10_000)]
+    inference_log_queue: usize,
     /// A TOML file of models with their own settings, beside the --model ones:
     /// [[serve.model]] tables with name, source, and any of sessions, intra_threads,
-    /// max_batch_size, max_batch_delay_us, max_queue, timeout_ms (the flags give the rest), and
-    /// challenger / shadow = { source = "...", percent = 10 }
+    /// max_batch_size, max_batch_delay_us, max_queue, timeout_ms, log_inferences (the flags
+    /// give the rest), and challenger / shadow = { source = "...", percent = 10 }
     #[arg(long, env = "KILN_SERVE_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -107,6 +127,7 @@ struct FileModel {
     max_batch_delay_us: Option<u64>,
     max_queue: Option<usize>,
     timeout_ms: Option<u64>,
+    log_inferences: Option<bool>,
     challenger: Option<FileVariant>,
     shadow: Option<FileVariant>,
 }
@@ -127,6 +148,7 @@ impl FileModel {
             max_batch_delay: self.max_batch_delay_us.map_or(defaults.max_batch_delay, Duration::from_micros),
             max_queue: self.max_queue.unwrap_or(defaults.max_queue).max(1),
             timeout: self.timeout_ms.map_or(defaults.timeout, |ms| Duration::from_millis(ms.max(1))),
+            log_inferences: self.log_inferences.unwrap_or(false),
         }
     }
 }
@@ -152,7 +174,7 @@ fn plan(args: &ServeArgs, file: Vec<FileModel>, defaults: &ModelConfig) -> Resul
     let primary = |name: String, source, config| Planned { name, role: Role::Primary, percent: 100.0, source, config };
     for text in &args.models {
         let (name, source) = parse_model(text)?;
-        out.push(primary(name, source, defaults.clone()));
+        out.push(primary(name, source, ModelConfig { log_inferences: args.log_inferences, ..defaults.clone() }));
     }
     let mut file_variants = Vec::new();
     for m in file {
@@ -183,6 +205,34 @@ fn plan(args: &ServeArgs, file: Vec<FileModel>, defaults: &ModelConfig) -> Resul
     }
     out.extend(file_variants);
     Ok(out)
+}
+
+/// The inference log, when a model logs or a destination is named (models loaded later through
+/// the repository API may then log too).
+fn inference_log(args: &ServeArgs, tracking: Option<&TrackingClient>, wanted: bool) -> Result<Option<Arc<InferenceLog>>> {
+    if !wanted && args.inference_log_uri.is_none() {
+        return Ok(None);
+    }
+    if !(args.inference_log_flush_seconds.is_finite() && args.inference_log_flush_seconds >= 0.01) {
+        bail!("--inference-log-flush-seconds must be at least 0.01");
+    }
+    let destination = match (&args.inference_log_uri, tracking) {
+        (Some(uri), _) => LogDestination::Store {
+            store: ArtifactStore::open(uri).with_context(|| format!("cannot open the inference log's destination {uri}"))?,
+            prefix: String::new(),
+        },
+        (None, Some(client)) => LogDestination::Tracking { client: client.clone(), prefix: "inference-logs".into() },
+        (None, None) => bail!(
+            "inference logging needs somewhere to write: --inference-log-uri (a folder, s3://, gs:// or az://) or \
+             --tracking-uri (its artifact store)"
+        ),
+    };
+    let options = InferenceLogOptions {
+        queue: args.inference_log_queue.max(1),
+        flush_every: Duration::from_secs_f64(args.inference_log_flush_seconds),
+        ..InferenceLogOptions::default()
+    };
+    Ok(Some(InferenceLog::start(destination, options)))
 }
 
 /// NAME:PERCENT=SOURCE.
@@ -222,9 +272,11 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         max_batch_delay: Duration::from_micros(args.max_batch_delay_us),
         max_queue: args.max_queue.max(1),
         timeout: Duration::from_millis(args.timeout_ms.max(1)),
+        log_inferences: false,
     };
     let file = args.config.as_deref().map(read_file).transpose()?.unwrap_or_default();
     let planned = plan(&args, file, &defaults)?;
+    let log = inference_log(&args, tracking.as_ref(), planned.iter().any(|p| p.config.log_inferences))?;
     let cache = args.cache.clone().unwrap_or_else(kiln_serving::default_cache);
     let owns_cache = args.cache.is_none();
     let serving = Serving::new(ServingOptions {
@@ -232,6 +284,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
         cache: cache.clone(),
         poll: Duration::from_secs_f64(args.poll_seconds),
         defaults: defaults.clone(),
+        log,
     });
     if planned.is_empty() {
         tracing::warn!("no model given: load models through POST /v2/repository/models/<name>/load");
@@ -286,6 +339,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     };
     let (result, grpc_result, ()) = tokio::join!(http, grpc, signal);
     let result = result.and(grpc_result);
+    serving.close_log().await;
     if owns_cache {
         kiln_serving::clear_cache(&cache);
     }
@@ -329,7 +383,7 @@ mod tests {
     fn the_file_gives_models_their_own_settings() {
         let file: ServeFile = toml::from_str(
             "[[serve.model]]\nname = \"fraud\"\nsource = \"models:/fraud@champion\"\nmax_batch_size = 8\n\
-             max_batch_delay_us = 500\nshadow = { source = \"models:/fraud/7\", percent = 25 }\n",
+             max_batch_delay_us = 500\nlog_inferences = true\nshadow = { source = \"models:/fraud/7\", percent = 25 }\n",
         )
         .unwrap();
         let defaults = ModelConfig::default();
@@ -344,6 +398,7 @@ mod tests {
         assert_eq!(planned[1].config.max_queue, defaults.max_queue);
         assert_eq!(planned[3].config.max_batch_size, 8);
         assert_eq!(planned[0].config.max_batch_size, defaults.max_batch_size);
+        assert!(planned[1].config.log_inferences && planned[3].config.log_inferences && !planned[0].config.log_inferences);
     }
 
     #[test]

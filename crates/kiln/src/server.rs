@@ -9,7 +9,7 @@ use kiln_artifacts::ArtifactStore;
 use kiln_registry::Registry;
 use kiln_server::serving::{ServingApiOptions, ServingState};
 use kiln_server::{ApiOptions, AppState};
-use kiln_serving::{ModelConfig, Serving, ServingOptions, TrackingClient};
+use kiln_serving::{InferenceLog, InferenceLogOptions, LogDestination, ModelConfig, Serving, ServingOptions, TrackingClient};
 use kiln_store::{MetaStore, StoreOptions};
 use kiln_tracking::Tracking;
 use tracing::info;
@@ -32,12 +32,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let tracking = Tracking::open(store.clone(), ARTIFACT_ROOT).await.context("cannot open tracking")?;
     let artifact_description = artifacts.description().to_string();
     let registry = Registry::new(tracking.clone(), artifacts.clone());
-    let state = AppState { tracking, registry, artifacts };
+    let state = AppState { tracking, registry, artifacts: artifacts.clone() };
     let mut app = kiln_server::app(state, &ApiOptions { max_body_bytes: config.max_request_body });
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
         .await
         .with_context(|| format!("cannot listen on {address}"))?;
+    let mut serving_here = None;
     if config.serve {
         let models = config.serve_models.iter().map(|m| crate::serve::parse_model(m)).collect::<Result<Vec<_>>>()?;
         // Models are resolved through this server's own REST API, once it answers.
@@ -46,19 +47,26 @@ pub async fn run(config: ServerConfig) -> Result<()> {
             Ok(a) => format!("http://{a}"),
             Err(_) => format!("http://127.0.0.1:{}", config.port),
         };
+        let defaults = ModelConfig { log_inferences: config.serve_log_inferences, ..ModelConfig::default() };
+        let log = config.serve_log_inferences.then(|| {
+            let destination = LogDestination::Store { store: artifacts.clone(), prefix: "inference-logs".into() };
+            InferenceLog::start(destination, InferenceLogOptions::default())
+        });
         let serving = Serving::new(ServingOptions {
             tracking: Some(TrackingClient::new(&own).map_err(|e| anyhow::anyhow!("{e}"))?),
             cache: kiln_serving::default_cache(),
             poll: Duration::from_secs(2),
-            defaults: ModelConfig::default(),
+            defaults: defaults.clone(),
+            log,
         });
+        serving_here = Some(serving.clone());
         let ready = Arc::new(AtomicBool::new(models.is_empty()));
         let state = ServingState { serving: serving.clone(), ready: ready.clone() };
         app = app.merge(kiln_server::serving::mounted(state, &ServingApiOptions { max_body_bytes: config.max_request_body }));
         tokio::spawn(async move {
             let mut loaded = 0;
             for (name, source) in &models {
-                match serving.load(name, source.clone(), ModelConfig::default()).await {
+                match serving.load(name, source.clone(), defaults.clone()).await {
                     Ok(_) => loaded += 1,
                     Err(e) => tracing::error!(model = %name, source = %source, error = %e, "cannot serve the model"),
                 }
@@ -78,6 +86,9 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     kiln_server::serve(listener, app, shutdown_signal(), Duration::from_secs(config.shutdown_grace_secs))
         .await
         .context("the server failed")?;
+    if let Some(serving) = serving_here {
+        serving.close_log().await;
+    }
     store.close().await;
     info!("kiln server stopped");
     Ok(())

@@ -93,12 +93,18 @@ impl GrpcInferenceService for Inference {
     }
 
     async fn model_infer(&self, request: Request<ModelInferRequest>) -> Result<Response<ModelInferResponse>, Status> {
+        let request_id = request
+            .metadata()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_string);
         let r = request.into_inner();
         self.serving.model(&r.model_name, version(&r.model_version)).map_err(status)?;
         let inputs = read_inputs(r.inputs, r.raw_input_contents).map_err(Status::invalid_argument)?;
         let outputs = (!r.outputs.is_empty()).then(|| r.outputs.into_iter().map(|o| o.name).collect());
         let id = version(&r.id).map(str::to_string);
-        let request = InferRequest { id, inputs, outputs };
+        let request = InferRequest { id, request_id: Some(request_id), inputs, outputs };
         let answer = self.serving.infer(&r.model_name, version(&r.model_version), request).await.map_err(status)?;
         let mut raw = Vec::with_capacity(answer.outputs.len());
         let outputs = answer

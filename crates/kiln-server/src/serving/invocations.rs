@@ -68,7 +68,8 @@ async fn score(s: &ServingState, name: &str, headers: &HeaderMap, body: Result<B
             ));
         }
     };
-    let response = s.serving.infer(name, None, InferRequest { id: None, inputs, outputs: None }).await?;
+    let request = InferRequest { id: None, request_id: super::request_id_of(headers), inputs, outputs: None };
+    let response = s.serving.infer(name, None, request).await?;
     // {"predictions": {output: nested values, ...}}, outputs in the model's order.
     let mut body = String::from("{\"predictions\":{");
     for (i, t) in response.outputs.iter().enumerate() {

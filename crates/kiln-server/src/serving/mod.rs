@@ -152,21 +152,30 @@ async fn refuse_oversize(limit: usize, req: Request, next: Next) -> Response {
 }
 
 /// Every answer carries the request's `x-request-id` (the caller's, or a new one), and the
-/// request's log lines name it.
-async fn request_id(req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+/// request's log lines name it; handlers find it in the request's headers (see [`request_id_of`]).
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let given = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty() && v.len() <= 128);
+    let id = match given {
+        Some(id) => id.to_string(),
+        None => {
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            if let Ok(value) = HeaderValue::from_str(&id) {
+                req.headers_mut().insert("x-request-id", value);
+            }
+            id
+        }
+    };
     let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     let mut response = tracing::Instrument::instrument(next.run(req), span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The request's id, as the `request_id` middleware left it.
+fn request_id_of(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 async fn metrics(axum::extract::State(s): axum::extract::State<ServingState>) -> Response {

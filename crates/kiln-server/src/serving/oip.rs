@@ -105,7 +105,8 @@ async fn run(
 ) -> Result<Response, OipError> {
     s.serving.model(model, version)?;
     let body = body.map_err(|e| OipError::new(e.status(), e.body_text()))?;
-    let (request, binary_outputs) = parse_request(headers, &body)?;
+    let (mut request, binary_outputs) = parse_request(headers, &body)?;
+    request.request_id = super::request_id_of(headers);
     let response = s.serving.infer(model, version, request).await?;
     Ok(encode_response(response, &binary_outputs))
 }
@@ -237,7 +238,7 @@ fn parse_request(headers: &HeaderMap, body: &[u8]) -> Result<(InferRequest, Bina
         }
         None => None,
     };
-    Ok((InferRequest { id: parsed.id, inputs, outputs }, binary_outputs))
+    Ok((InferRequest { id: parsed.id, request_id: None, inputs, outputs }, binary_outputs))
 }
 
 #[derive(Serialize)]
@@ -348,7 +349,18 @@ pub(super) async fn repository_load(
     };
     let existing = s.serving.endpoint(&model);
     let same_role = existing.as_ref().and_then(|e| e.variants().find(|v| v.role == role).cloned());
-    let (source, config) = match (uri, same_role) {
+    let log_inferences = match parameters.get("log_inferences") {
+        None => None,
+        Some(Value::Bool(true)) if !s.serving.has_log() => {
+            return Err(OipError::invalid(
+                "this server keeps no inference log: start kiln serve with --inference-log-uri or --log-inferences \
+                 (kiln server with --serve-log-inferences)",
+            ));
+        }
+        Some(Value::Bool(on)) => Some(*on),
+        Some(other) => return Err(OipError::invalid(format!("parameters.log_inferences must be true or false, not {other}"))),
+    };
+    let (source, mut config) = match (uri, same_role) {
         (Some(uri), known) => (ModelSource::parse(&uri), known.map_or_else(|| s.serving.default_config(), |v| v.config().clone())),
         (None, Some(known)) => (known.source.clone(), known.config().clone()),
         (None, None) => {
@@ -358,6 +370,9 @@ pub(super) async fn repository_load(
             ));
         }
     };
+    if let Some(on) = log_inferences {
+        config.log_inferences = on;
+    }
     s.serving.load_variant(&model, role, percent, source, config).await?;
     Ok(StatusCode::OK.into_response())
 }
