@@ -20,6 +20,8 @@ use crate::{Error, Result};
 const PART_SIZE: usize = 8 * 1024 * 1024;
 /// Bytes read per range of a download (the store's own stream reads 8 KB at a time).
 const READ_SIZE: u64 = 4 * 1024 * 1024;
+/// Ranges of a download read at once: the next is read while the one before it is sent.
+const READ_AHEAD: usize = 2;
 
 /// One entry of a listing, named relative to the listed folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -217,18 +219,16 @@ impl ArtifactStore {
         let meta = self.store.head(&location).await.map_err(|e| not_found_as(e, path))?;
         let (size, version) = (meta.size, meta.e_tag);
         let store = self.store.clone();
-        let stream = futures_util::stream::try_unfold(0u64, move |offset| {
-            let (store, location, version) = (store.clone(), location.clone(), version.clone());
-            async move {
-                if offset >= size {
-                    return Ok(None);
+        let ranges = (0..size).step_by(READ_SIZE as usize).map(move |offset| offset..(offset + READ_SIZE).min(size));
+        let stream = futures_util::stream::iter(ranges)
+            .map(move |range| {
+                let (store, location, version) = (store.clone(), location.clone(), version.clone());
+                async move {
+                    let options = GetOptions { range: Some(range.into()), if_match: version, ..GetOptions::default() };
+                    Ok::<Bytes, Error>(store.get_opts(&location, options).await?.bytes().await?)
                 }
-                let end = (offset + READ_SIZE).min(size);
-                let options = GetOptions { range: Some((offset..end).into()), if_match: version, ..GetOptions::default() };
-                let bytes = store.get_opts(&location, options).await?.bytes().await?;
-                Ok(Some((bytes, end)))
-            }
-        });
+            })
+            .buffered(READ_AHEAD);
         Ok((size, stream.boxed()))
     }
 
