@@ -1342,7 +1342,7 @@ def test_registry_uri_forms(registry, models):
     from mlflow import MlflowClient
 
     name = unique("serve-forms")
-    log_onnx(models["breast_rf"], name)
+    rf_run, _ = log_onnx(models["breast_rf"], name)
     log_onnx(models["breast_lr"], name)
     cnn = unique("serve-cnn")
     # MLflow's default for ONNX: initializers over 1 KiB go to a <uuid>.data file beside model.onnx
@@ -1359,10 +1359,14 @@ def test_registry_uri_forms(registry, models):
         "alias": f"models:/{name}@latest-good",
         "cnn": f"models:/{cnn}/1",
         "run": f"runs:/{run.info.run_id}/exported",
+        # MLflow 3 keeps a logged model's files beside the run's: runs:/<run>/<name> names the
+        # model the run logged under that name.
+        "run-model": f"runs:/{rf_run}/model",
     }, env={"MLFLOW_TRACKING_URI": registry.url}))
+    rf_model_id = client.get_model_version(name, "1").source[len("models:/"):]
     try:
         cases = {"v2": ("breast_lr", ["2"]), "prod": ("breast_rf", ["1"]), "alias": ("breast_lr", ["2"]),
-                 "cnn": ("cnn", ["1"]), "run": ("iris_gb", None)}
+                 "cnn": ("cnn", ["1"]), "run": ("iris_gb", None), "run-model": ("breast_rf", [rf_model_id])}
         for served, (built, versions) in cases.items():
             m = models[built]
             x = rows(m, 7)
@@ -1532,15 +1536,31 @@ def test_kiln_server_serves_models_beside_the_tracking_api(models, tmp_path):
         assert requests.get(srv.url + "/health", timeout=5).text.strip() == "OK"  # the tracking server's
         mlflow.set_tracking_uri(srv.url)
         mlflow.set_experiment("serving")
-        log_onnx(m, "cancer")
-        MlflowClient(srv.url).set_registered_model_alias("cancer", "champion", "1")
-        r = requests.post(srv.url + "/v2/repository/models/rf/load",
-                          json={"parameters": {"uri": "models:/cancer@champion"}}, timeout=REQUEST_TIMEOUT)
-        assert r.status_code == 200, r.text
-        r = requests.post(srv.url + "/v2/models/rf/infer", data=json.dumps(infer_body(m, x)), timeout=REQUEST_TIMEOUT)
-        assert r.status_code == 200, r.text
-        assert_outputs(decode_json_outputs(r.json()), m.reference(x), "kiln server, loaded at run time")
-        assert r.json()["model_version"] == "1"
+        run_id, _ = log_onnx(m, "cancer")
+        client = MlflowClient(srv.url)
+        client.set_registered_model_alias("cancer", "champion", "1")
+        source = client.get_model_version("cancer", "1").source  # models:/<model_id>, the logged model
+        assert source.startswith("models:/m-"), source
+        model_id = source[len("models:/"):]
+        # The server resolves every kind of URI against its own registry and artifact store.
+        for endpoint, uri, version in [("rf", "models:/cancer@champion", "1"), ("by-run", f"runs:/{run_id}/model", model_id),
+                                       ("by-id", f"models:/{model_id}", model_id), ("by-number", "models:/cancer/1", "1")]:
+            r = requests.post(srv.url + f"/v2/repository/models/{endpoint}/load",
+                              json={"parameters": {"uri": uri}}, timeout=REQUEST_TIMEOUT)
+            assert r.status_code == 200, (uri, r.text)
+            r = requests.post(srv.url + f"/v2/models/{endpoint}/infer", data=json.dumps(infer_body(m, x)),
+                              timeout=REQUEST_TIMEOUT)
+            assert r.status_code == 200, (uri, r.text)
+            assert_outputs(decode_json_outputs(r.json()), m.reference(x), f"kiln server, {uri} loaded at run time")
+            assert r.json()["model_version"] == version, uri
+        # A missing alias is INVALID_PARAMETER_VALUE in MLflow's registry (and so in Kiln's): 400.
+        for uri, status in [("models:/cancer/7", 404), ("models:/cancer@nobody", 400), (f"runs:/{'0' * 32}/model", 404),
+                            ("models:/m-0123456789abcdef", 404)]:
+            r = requests.post(srv.url + "/v2/repository/models/missing/load",
+                              json={"parameters": {"uri": uri}}, timeout=REQUEST_TIMEOUT)
+            assert r.status_code == status, (uri, r.status_code, r.text)
+            assert r.json()["error"], uri
+        assert requests.get(srv.url + "/v2/models/missing", timeout=5).status_code == 404
     finally:
         srv.stop()
     again = KilnServerWithServing(str(tmp_path), "--serve-model", "rf=models:/cancer@champion").start()

@@ -36,4 +36,14 @@ impl Registry {
     pub fn new(tracking: Tracking, artifacts: ArtifactStore) -> Registry {
         Registry { store: tracking.store().clone(), tracking, artifacts }
     }
+
+    /// The tracking service the registry's versions come from (runs, logged models).
+    pub fn tracking(&self) -> &Tracking {
+        &self.tracking
+    }
+
+    /// The store that `mlflow-artifacts:` URIs name.
+    pub fn artifacts(&self) -> &ArtifactStore {
+        &self.artifacts
+    }
 }

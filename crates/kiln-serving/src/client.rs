@@ -1,23 +1,21 @@
-//! Resolving model URIs against a tracking server (Kiln's or MLflow's) over its REST API, and
-//! downloading the model's files through its proxied artifact API.
+//! A tracking server (Kiln's or MLflow's) over its REST API: model URIs resolved, and the
+//! model's files listed and fetched through its proxied artifact API.
 
-use std::path::Path;
-
-use futures_util::StreamExt;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use kiln_registry::ModelUri;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 use crate::error::{Error, Result};
 
-/// Most files a model folder may hold, and how deep its folders may nest.
-const MAX_FILES: usize = 10_000;
-const MAX_DEPTH: usize = 16;
-
 /// A model URI resolved to one version and where its files are.
+/// Most pages of a logged-model search read while looking for a run's model.
+const MAX_PAGES: usize = 100;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    /// The registry version (`3`), the logged model's id, or `1` for a run's artifacts.
+    /// The registry version (`3`), the logged model's id (also for a run's logged model), or `1`
+    /// for a run's artifacts.
     pub version: String,
     /// Where the files are, as the server names them (`mlflow-artifacts:/1/models/m-.../artifacts`).
     pub artifact_uri: String,
@@ -49,15 +47,15 @@ impl TrackingClient {
 
     /// The version a URI names now, and where its files are.
     pub async fn resolve(&self, uri: &str) -> Result<Resolved> {
-        if let Some(rest) = uri.strip_prefix("runs:/") {
-            let (run_id, path) = rest.trim_start_matches('/').split_once('/').unwrap_or((rest, ""));
-            if run_id.is_empty() {
-                return Err(Error::invalid(format!("'{uri}' names no run: use runs:/<run_id>/<path>")));
-            }
+        if let Some((run_id, path)) = run_uri(uri)? {
             let run = self.get("/api/2.0/mlflow/runs/get", &[("run_id", run_id)]).await?;
+            let (name, rest) = path.split_once('/').unwrap_or((path, ""));
+            let experiment_id = text(&run, &["run", "info", "experiment_id"])?;
+            if let Some((model_id, model_uri)) = self.run_model(&experiment_id, run_id, name).await? {
+                return Ok(Resolved { version: model_id, artifact_uri: join_uri(&model_uri, rest) });
+            }
             let root = text(&run, &["run", "info", "artifact_uri"])?;
-            let artifact_uri = if path.is_empty() { root } else { format!("{}/{}", root.trim_end_matches('/'), path.trim_matches('/')) };
-            return Ok(Resolved { version: "1".into(), artifact_uri });
+            return Ok(Resolved { version: "1".into(), artifact_uri: join_uri(&root, path) });
         }
         let parsed = ModelUri::parse(uri)?;
         let (name, version) = match parsed {
@@ -84,6 +82,33 @@ impl TrackingClient {
         Ok(Resolved { version, artifact_uri: text(&found, &["artifact_uri"])? })
     }
 
+    /// The id and files of the model a run logged under `name`: MLflow 3 keeps a logged model's
+    /// files beside the run's, and `runs:/<run>/<name>` names them (found as MLflow's client
+    /// finds them: by name in the run's experiment, then by source run).
+    async fn run_model(&self, experiment_id: &str, run_id: &str, name: &str) -> Result<Option<(String, String)>> {
+        if name.is_empty() || name.contains('\'') {
+            return Ok(None);
+        }
+        let mut token: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let mut body = json!({ "experiment_ids": [experiment_id], "filter": format!("name = '{name}'"), "max_results": 100 });
+            if let Some(t) = &token {
+                body["page_token"] = json!(t);
+            }
+            let page = self.post("/api/2.0/mlflow/logged-models/search", body).await?;
+            for model in page.get("models").and_then(Value::as_array).into_iter().flatten() {
+                if model.pointer("/info/source_run_id").and_then(Value::as_str) == Some(run_id) {
+                    return Ok(Some((text(model, &["info", "model_id"])?, text(model, &["info", "artifact_uri"])?)));
+                }
+            }
+            token = page.get("next_page_token").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
     /// The newest version of a model, in a stage or in any.
     async fn newest(&self, name: &str, stage: Option<&str>) -> Result<String> {
         let body = match stage {
@@ -105,61 +130,35 @@ impl TrackingClient {
             })
     }
 
-    /// Downloads every file under an `mlflow-artifacts:` URI into `dest`.
-    pub async fn download(&self, artifact_uri: &str, dest: &Path) -> Result<()> {
-        let root = proxied_path(artifact_uri)?;
-        let mut pending = vec![(String::new(), 0usize)];
-        let mut files = 0usize;
-        while let Some((dir, depth)) = pending.pop() {
-            let listed = join(&root, &dir);
-            let found = self.get("/api/2.0/mlflow-artifacts/artifacts", &[("path", &listed)]).await?;
-            for entry in found.get("files").and_then(Value::as_array).into_iter().flatten() {
-                let name = entry.get("path").and_then(Value::as_str).unwrap_or_default();
-                let name = name.rsplit('/').next().unwrap_or(name);
-                if name.is_empty() || name == "." || name == ".." || name.contains('\\') {
-                    return Err(Error::Model(format!("the tracking server listed an unusable file name '{name}' under {artifact_uri}")));
-                }
-                let relative = join(&dir, name);
-                if entry.get("is_dir").and_then(Value::as_bool).unwrap_or(false) {
-                    if depth + 1 > MAX_DEPTH {
-                        return Err(Error::Model(format!("the model's folders under {artifact_uri} nest deeper than {MAX_DEPTH}")));
-                    }
-                    tokio::fs::create_dir_all(dest.join(&relative)).await.map_err(|e| Error::Io(format!("{}: {e}", dest.display())))?;
-                    pending.push((relative, depth + 1));
-                } else {
-                    files += 1;
-                    if files > MAX_FILES {
-                        return Err(Error::Model(format!("the model under {artifact_uri} holds more than {MAX_FILES} files")));
-                    }
-                    self.fetch_file(&join(&root, &relative), &dest.join(&relative)).await?;
-                }
-            }
-        }
-        if files == 0 {
-            return Err(Error::not_found(format!("no files under {artifact_uri}")));
-        }
-        Ok(())
+    /// The files and folders directly inside `path` of the proxied artifact store, as (name, is
+    /// a folder) pairs.
+    pub(crate) async fn list(&self, path: &str) -> Result<Vec<(String, bool)>> {
+        let found = self.get("/api/2.0/mlflow-artifacts/artifacts", &[("path", path)]).await?;
+        Ok(found
+            .get("files")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|entry| {
+                let name = entry.get("path").and_then(Value::as_str).unwrap_or_default().to_string();
+                (name, entry.get("is_dir").and_then(Value::as_bool).unwrap_or(false))
+            })
+            .collect())
     }
 
-    async fn fetch_file(&self, path: &str, to: &Path) -> Result<()> {
+    /// The bytes of the file at `path` of the proxied artifact store, as they arrive.
+    pub(crate) async fn open_file(&self, path: &str) -> Result<impl Stream<Item = Result<Bytes>> + Send + use<>> {
         let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}", self.base, encode_path(path));
         let response = self.http.get(&url).send().await.map_err(|e| self.unreachable(e))?;
         let response = self.check(response).await?;
-        if let Some(parent) = to.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| Error::Io(format!("{}: {e}", parent.display())))?;
-        }
-        let mut file = tokio::fs::File::create(to).await.map_err(|e| Error::Io(format!("{}: {e}", to.display())))?;
-        let mut body = response.bytes_stream();
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| self.unreachable(e))?;
-            file.write_all(&chunk).await.map_err(|e| Error::Io(format!("{}: {e}", to.display())))?;
-        }
-        file.flush().await.map_err(|e| Error::Io(format!("{}: {e}", to.display())))?;
-        Ok(())
+        let base = self.base.clone();
+        Ok(response.bytes_stream().map(move |chunk| {
+            chunk.map_err(|e| Error::Unavailable(format!("cannot reach the tracking server at {base}: {e}")))
+        }))
     }
 
     /// Writes a file at `path` in the server's proxied artifact store.
-    pub async fn upload(&self, path: &str, bytes: bytes::Bytes) -> Result<()> {
+    pub async fn upload(&self, path: &str, bytes: Bytes) -> Result<()> {
         let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}", self.base, encode_path(path));
         let response = self.http.put(&url).body(bytes).send().await.map_err(|e| self.unreachable(e))?;
         self.check(response).await.map(|_| ())
@@ -203,9 +202,29 @@ impl TrackingClient {
     }
 }
 
+/// The run and the path inside its artifacts that a `runs:/<run_id>/<path>` URI names; None for
+/// any other URI.
+pub(crate) fn run_uri(uri: &str) -> Result<Option<(&str, &str)>> {
+    let Some(rest) = uri.strip_prefix("runs:/") else { return Ok(None) };
+    let rest = rest.trim_start_matches('/');
+    let (run_id, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if run_id.is_empty() {
+        return Err(Error::invalid(format!("'{uri}' names no run: use runs:/<run_id>/<path>")));
+    }
+    Ok(Some((run_id, path)))
+}
+
+/// An artifact URI with a relative path below it.
+pub(crate) fn join_uri(root: &str, path: &str) -> String {
+    match path.trim_matches('/') {
+        "" => root.to_string(),
+        path => format!("{}/{path}", root.trim_end_matches('/')),
+    }
+}
+
 /// The path inside the proxied artifact store that an `mlflow-artifacts:` URI names (with or
 /// without a host: `mlflow-artifacts:/1/x`, `mlflow-artifacts://host:5000/1/x`).
-fn proxied_path(uri: &str) -> Result<String> {
+pub(crate) fn proxied_path(uri: &str) -> Result<String> {
     let rest = uri.strip_prefix("mlflow-artifacts:").ok_or_else(|| {
         Error::Model(format!(
             "the model's files are at {uri}; kiln serve downloads models through the tracking server's proxied artifact \
@@ -219,7 +238,7 @@ fn proxied_path(uri: &str) -> Result<String> {
     Ok(path.trim_matches('/').to_string())
 }
 
-fn join(a: &str, b: &str) -> String {
+pub(crate) fn join(a: &str, b: &str) -> String {
     match (a.is_empty(), b.is_empty()) {
         (true, _) => b.to_string(),
         (_, true) => a.to_string(),

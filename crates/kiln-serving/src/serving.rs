@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kiln_registry::ModelUri;
 
-use crate::client::{Resolved, TrackingClient};
+use crate::client::Resolved;
+use crate::resolve::Resolver;
 use crate::error::{Error, Result};
 use crate::inference_log::{InferenceLog, Record};
 use crate::metrics::ModelMetrics;
@@ -180,8 +181,8 @@ async fn answer(log: Option<Arc<InferenceLog>>, endpoint: &str, variant: &Varian
 /// Settings shared by every model of a process.
 #[derive(Debug, Clone)]
 pub struct ServingOptions {
-    /// The tracking server that resolves `models:/` and `runs:/` URIs.
-    pub tracking: Option<TrackingClient>,
+    /// What resolves `models:/` and `runs:/` URIs and fetches their files.
+    pub resolver: Option<Resolver>,
     /// Where downloaded models are kept while served.
     pub cache: PathBuf,
     /// How often moving URIs (aliases, stages) are checked.
@@ -380,7 +381,7 @@ impl Serving {
                 ("1".to_string(), path.clone(), None)
             }
             ModelSource::Uri(uri) => {
-                let client = self.options.tracking.as_ref().ok_or_else(|| {
+                let client = self.options.resolver.as_ref().ok_or_else(|| {
                     Error::invalid(format!("'{uri}' is resolved by a tracking server: give its URL with --tracking-uri or MLFLOW_TRACKING_URI"))
                 })?;
                 let Resolved { version, artifact_uri } = client.resolve(uri).await?;

@@ -11,7 +11,8 @@ use serde::Deserialize;
 use kiln_server::serving::{ServingApiOptions, ServingState};
 use kiln_artifacts::ArtifactStore;
 use kiln_serving::{
-    InferenceLog, InferenceLogOptions, LogDestination, ModelConfig, ModelSource, Role, Serving, ServingOptions, TrackingClient,
+    InferenceLog, InferenceLogOptions, LogDestination, ModelConfig, ModelSource, Resolver, Role, Serving, ServingOptions,
+    TrackingClient,
 };
 use tracing::info;
 
@@ -280,7 +281,7 @@ pub async fn run(args: ServeArgs) -> Result<()> {
     let cache = args.cache.clone().unwrap_or_else(kiln_serving::default_cache);
     let owns_cache = args.cache.is_none();
     let serving = Serving::new(ServingOptions {
-        tracking,
+        resolver: tracking.map(Resolver::Remote),
         cache: cache.clone(),
         poll: Duration::from_secs_f64(args.poll_seconds),
         defaults: defaults.clone(),

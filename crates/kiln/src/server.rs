@@ -9,7 +9,7 @@ use kiln_artifacts::ArtifactStore;
 use kiln_registry::Registry;
 use kiln_server::serving::{ServingApiOptions, ServingState};
 use kiln_server::{ApiOptions, AppState};
-use kiln_serving::{InferenceLog, InferenceLogOptions, LogDestination, ModelConfig, Serving, ServingOptions, TrackingClient};
+use kiln_serving::{InferenceLog, InferenceLogOptions, LogDestination, ModelConfig, Resolver, Serving, ServingOptions};
 use kiln_store::{MetaStore, StoreOptions};
 use kiln_tracking::Tracking;
 use tracing::info;
@@ -32,7 +32,7 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let tracking = Tracking::open(store.clone(), ARTIFACT_ROOT).await.context("cannot open tracking")?;
     let artifact_description = artifacts.description().to_string();
     let registry = Registry::new(tracking.clone(), artifacts.clone());
-    let state = AppState { tracking, registry, artifacts: artifacts.clone() };
+    let state = AppState { tracking, registry: registry.clone(), artifacts: artifacts.clone() };
     let mut app = kiln_server::app(state, &ApiOptions { max_body_bytes: config.max_request_body });
     let address = format!("{}:{}", config.host, config.port);
     let listener = tokio::net::TcpListener::bind(&address)
@@ -41,19 +41,13 @@ pub async fn run(config: ServerConfig) -> Result<()> {
     let mut serving_here = None;
     if config.serve {
         let models = config.serve_models.iter().map(|m| crate::serve::parse_model(m)).collect::<Result<Vec<_>>>()?;
-        // Models are resolved through this server's own REST API, once it answers.
-        let own = match listener.local_addr() {
-            Ok(a) if a.ip().is_unspecified() => format!("http://127.0.0.1:{}", a.port()),
-            Ok(a) => format!("http://{a}"),
-            Err(_) => format!("http://127.0.0.1:{}", config.port),
-        };
         let defaults = ModelConfig { log_inferences: config.serve_log_inferences, ..ModelConfig::default() };
         let log = config.serve_log_inferences.then(|| {
             let destination = LogDestination::Store { store: artifacts.clone(), prefix: "inference-logs".into() };
             InferenceLog::start(destination, InferenceLogOptions::default())
         });
         let serving = Serving::new(ServingOptions {
-            tracking: Some(TrackingClient::new(&own).map_err(|e| anyhow::anyhow!("{e}"))?),
+            resolver: Some(Resolver::Local(registry)),
             cache: kiln_serving::default_cache(),
             poll: Duration::from_secs(2),
             defaults: defaults.clone(),
