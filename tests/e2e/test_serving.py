@@ -1180,6 +1180,75 @@ def test_challenger_and_shadow_split(models):
         srv.stop()
 
 
+def test_repository_extension(models):
+    """POST /v2/repository/index, .../models/<m>/load and .../unload: models are added, replaced,
+    given a challenger and removed at run time; every malformed load is a 400 (a missing source a
+    404) that leaves what is served untouched."""
+    rf, lr, gb = models["breast_rf"], models["breast_lr"], models["breast_gb"]
+    x = rows(rf, 5)
+    srv = started(Serve({"a": rf.path}))
+
+    def load(name, body, **kw):
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return srv.post(f"/v2/repository/models/{name}/load", data=data, **kw)
+
+    def answers(name):
+        r = srv.infer(name, infer_body(rf, x))
+        assert r.status_code == 200, r.text
+        return decode_json_outputs(r.json())
+
+    try:
+        index = srv.post("/v2/repository/index", json={})
+        assert index.status_code == 200, index.text
+        assert [(m["name"], m["state"]) for m in index.json()] == [("a", "READY")]
+
+        assert load("b", {"parameters": {"uri": lr.path}}).status_code == 200
+        assert_outputs(answers("b"), lr.reference(x), "b after its load")
+        assert srv.get("/v2/models/b/ready").status_code == 200
+        assert load("b", {"parameters": {"uri": gb.path}}).status_code == 200  # replaced in place
+        assert_outputs(answers("b"), gb.reference(x), "b after its replacement")
+        assert load("b", b"").status_code == 200  # again from its own source
+        assert_outputs(answers("b"), gb.reference(x), "b reloaded")
+        assert sorted(m["name"] for m in srv.post("/v2/repository/index", json={}).json()) == ["a", "b"]
+
+        r = load("a", {"parameters": {"uri": lr.path, "role": "challenger", "percent": 100}})
+        assert r.status_code == 200, r.text
+        assert_outputs(answers("a"), lr.reference(x), "a with a 100% challenger")
+        r = load("a", {"parameters": {"uri": lr.path, "role": "challenger", "percent": 0}})
+        assert r.status_code == 200, r.text
+        assert_outputs(answers("a"), rf.reference(x), "a with a 0% challenger")
+
+        refused = [
+            ("a", b"{", 400), ("a", b"[1, 2]", 400), ("a", b'"x"', 400),
+            ("a", {"parameters": "models:/x/1"}, 400), ("a", {"parameters": {"uri": 7}}, 400),
+            ("a", {"parameters": {"uri": ""}}, 400), ("a", {"parameters": {"uri": lr.path, "role": "boss"}}, 400),
+            ("a", {"parameters": {"uri": lr.path, "percent": 10}}, 400),
+            ("a", {"parameters": {"uri": lr.path, "role": "shadow"}}, 400),
+            ("a", {"parameters": {"uri": lr.path, "role": "shadow", "percent": 150}}, 400),
+            ("a", {"parameters": {"uri": lr.path, "log_inferences": "yes"}}, 400),
+            ("a%20b", {"parameters": {"uri": lr.path}}, 400),
+            ("c", {"parameters": {"uri": "/nonexistent/model"}}, 404),
+            ("c", {}, 404),
+            ("nobody", {"parameters": {"role": "challenger", "percent": 10, "uri": lr.path}}, 404),
+        ]
+        for name, body, status in refused:
+            r = load(name, body)
+            assert r.status_code == status, (name, body, r.status_code, r.text)
+            assert r.json()["error"], (name, body)
+        assert sorted(m["name"] for m in srv.post("/v2/repository/index", json={}).json()) == ["a", "b"]
+        assert_outputs(answers("a"), rf.reference(x), "a after the refused loads")
+        assert_outputs(answers("b"), gb.reference(x), "b after the refused loads")
+
+        assert srv.post("/v2/repository/models/b/unload").status_code == 200
+        assert srv.infer("b", infer_body(rf, x)).status_code == 404
+        assert srv.get("/v2/models/b/ready").status_code == 404
+        r = srv.post("/v2/repository/models/b/unload")
+        assert r.status_code == 404 and r.json()["error"], r.text
+        assert [m["name"] for m in srv.post("/v2/repository/index", json={}).json()] == ["a"]
+    finally:
+        srv.stop()
+
+
 def test_models_from_a_config_file(models, tmp_path):
     """kiln serve --config: [[serve.model]] tables name models with their own settings and a
     challenger; unknown settings are refused at start with the file named."""
@@ -1574,3 +1643,16 @@ def test_kiln_server_serves_models_beside_the_tracking_api(models, tmp_path):
     finally:
         again.stop()
         mlflow.set_tracking_uri(previous_uri)
+
+
+@pytest.mark.parametrize("value", ["fraud", "=models:/fraud/1", "fraud="])
+def test_kiln_server_refuses_a_malformed_serve_model(tmp_path, value):
+    """--serve-model takes NAME=SOURCE: anything else stops kiln server at start, saying so."""
+    srv = KilnServerWithServing(str(tmp_path), "--serve-model", value)
+    try:
+        with pytest.raises(RuntimeError, match="exited with") as e:
+            srv.start(timeout=60)
+        assert srv.proc.returncode not in (None, 0)
+        assert "NAME=SOURCE" in str(e.value), str(e.value)
+    finally:
+        srv.stop()

@@ -325,6 +325,9 @@ pub(super) async fn repository_load(
         Map::new()
     } else {
         let parsed: Value = serde_json::from_slice(&body).map_err(|e| OipError::invalid(format!("the load request is not JSON: {e}")))?;
+        if !parsed.is_object() {
+            return Err(OipError::invalid(format!("the load request must be a JSON object, not {parsed}")));
+        }
         match parsed.get("parameters") {
             None => Map::new(),
             Some(Value::Object(p)) => p.clone(),
