@@ -5,6 +5,7 @@
 //! A data frame's columns, in order, are the features of the model's one input; `instances` and
 //! `inputs` give the input's rows as nested lists, or several inputs by name.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use axum::body::Bytes;
@@ -12,9 +13,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kiln_serving::{InferRequest, IoSpec, LoadedModel, Nested, Tensor, data_from_json};
+use kiln_serving::{InferRequest, IoSpec, LoadedModel, Nested, Tensor, data_from_json, data_from_json_text};
 use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{OipError, ServingState};
@@ -179,9 +181,9 @@ enum Payload {
     #[serde(rename = "dataframe_records")]
     Records(Records),
     #[serde(rename = "instances")]
-    Instances(Value),
+    Instances(Box<RawValue>),
     #[serde(rename = "inputs")]
-    Inputs(Value),
+    Inputs(Box<RawValue>),
 }
 
 /// The body's one key names the format; MLflow's `params` beside it are not taken.
@@ -201,43 +203,77 @@ fn from_json(model: &LoadedModel, body: &[u8]) -> Result<Vec<Tensor>, OipError> 
             let columns = records.0.first().map_or(0, |r| r.0.len());
             frame_input(model, records.0.into_iter().map(|r| r.0).collect(), columns)
         }
-        Payload::Instances(value) | Payload::Inputs(value) => match value {
-            Value::Object(named) => {
+        Payload::Instances(raw) | Payload::Inputs(raw) => {
+            if raw.get().trim_start().starts_with('{') {
+                let named: HashMap<String, Box<RawValue>> = serde_json::from_str(raw.get())
+                    .map_err(|e| OipError::invalid(format!("the inputs by name must each be a list of rows: {e}")))?;
                 let mut out = Vec::with_capacity(named.len());
                 for (name, value) in named {
                     let spec = model.inputs.iter().find(|s| s.name == name).ok_or_else(|| {
                         OipError::invalid(format!("the model {} has no input '{name}'", model.name))
                     })?;
-                    out.push(nested_tensor(spec, &value)?);
+                    out.push(nested_tensor(spec, value.get())?);
                 }
                 Ok(out)
+            } else {
+                Ok(vec![nested_tensor(single_input(model, "a list of rows")?, raw.get())?])
             }
-            rows => Ok(vec![nested_tensor(single_input(model, "a list of rows")?, &rows)?]),
-        },
+        }
     }
 }
 
-/// A tensor from nested lists, its shape read from the nesting (which must be even).
-fn nested_tensor(spec: &IoSpec, value: &Value) -> Result<Tensor, OipError> {
-    let mut shape = Vec::new();
-    let mut level = value;
-    while let Value::Array(items) = level {
-        shape.push(items.len());
-        match items.first() {
-            Some(first) => level = first,
-            None => break,
-        }
-        if shape.len() > 32 {
-            return Err(OipError::invalid("the data is nested too deeply"));
+/// Deepest nesting of lists taken for one input.
+const MAX_NESTING: usize = 32;
+
+/// The shape nested lists in JSON text spell out: at each depth, the length of the first list
+/// there. Empty when the text is not a list.
+fn nested_shape(text: &str) -> Result<Vec<usize>, OipError> {
+    let (mut shape, mut seen, mut closed): (Vec<usize>, Vec<bool>, Vec<bool>) = (Vec::new(), Vec::new(), Vec::new());
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'[' => {
+                if depth > 0 && !closed[depth - 1] {
+                    seen[depth - 1] = true;
+                }
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(OipError::invalid("the data is nested too deeply"));
+                }
+                if shape.len() < depth {
+                    shape.push(0);
+                    seen.push(false);
+                    closed.push(false);
+                }
+            }
+            b']' => {
+                let Some(level) = depth.checked_sub(1) else { break };
+                if !closed[level] {
+                    shape[level] += usize::from(seen[level]);
+                    closed[level] = true;
+                }
+                depth = level;
+            }
+            b',' if depth > 0 && !closed[depth - 1] => shape[depth - 1] += 1,
+            b' ' | b'\n' | b'\r' | b'\t' | b',' => {}
+            _ if depth > 0 && !closed[depth - 1] => seen[depth - 1] = true,
+            _ => {}
         }
     }
+    // A list that stayed empty ends the shape there (`[[]]` is [1, 0]).
+    Ok(shape.iter().zip(&seen).position(|(_, seen)| !seen).map_or(shape.clone(), |i| shape[..=i].to_vec()))
+}
+
+/// A tensor from nested lists in JSON text, its shape read from the nesting (which must be even).
+fn nested_tensor(spec: &IoSpec, text: &str) -> Result<Tensor, OipError> {
+    let mut shape = nested_shape(text)?;
     if shape.is_empty() {
         return Err(OipError::invalid(format!("input '{}' must be a list of rows", spec.name)));
     }
     if shape.len() + 1 == spec.shape.len() && spec.shape.last() == Some(&1) {
         shape.push(1);
     }
-    let data = data_from_json(spec.datatype, &spec.name, value)?;
+    let data = data_from_json_text(spec.datatype, &spec.name, text)?;
     Tensor::new(spec.name.clone(), shape.clone(), data).map_err(|_| {
         OipError::invalid(format!("input '{}': the rows are not all the same shape (the first is {:?})", spec.name, &shape[1..]))
     })
@@ -280,7 +316,21 @@ mod tests {
     #[test]
     fn a_nested_tensor_needs_even_rows() {
         let spec = IoSpec { name: "x".into(), datatype: DataType::Fp32, shape: vec![-1, 2] };
-        assert_eq!(nested_tensor(&spec, &json!([[1, 2], [3, 4]])).unwrap().shape, vec![2, 2]);
-        assert!(nested_tensor(&spec, &json!([[1, 2], [3]])).is_err());
+        assert_eq!(nested_tensor(&spec, "[[1, 2], [3, 4]]").unwrap().shape, vec![2, 2]);
+        assert!(nested_tensor(&spec, "[[1, 2], [3]]").is_err());
+        assert!(nested_tensor(&spec, "7").is_err());
+    }
+
+    #[test]
+    fn shapes_come_from_the_first_list_at_each_depth() {
+        let shape = |text: &str| nested_shape(text).unwrap();
+        assert_eq!(shape("[[1, 2, 3], [4, 5, 6]]"), vec![2, 3]);
+        assert_eq!(shape(" [ [ [1,2] , [3,4] ] ] "), vec![1, 2, 2]);
+        assert_eq!(shape("[1]"), vec![1]);
+        assert_eq!(shape("[]"), vec![0]);
+        assert_eq!(shape("[[]]"), vec![1, 0]);
+        assert_eq!(shape("[[1e-3, -2.5E+2], [true, false]]"), vec![2, 2]);
+        assert_eq!(shape("3"), Vec::<usize>::new());
+        assert!(nested_shape(&format!("{}{}", "[".repeat(40), "]".repeat(40))).is_err());
     }
 }
