@@ -34,6 +34,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/0002_models.sqlite.sql"),
         postgres: include_str!("../migrations/0002_models.postgres.sql"),
     },
+    Migration {
+        version: 3,
+        description: "each metric's first point in step order beside its latest",
+        sqlite: include_str!("../migrations/0003_first_points.sqlite.sql"),
+        postgres: include_str!("../migrations/0003_first_points.postgres.sql"),
+    },
 ];
 
 /// Serialises migrations across replicas sharing one PostgreSQL database.
@@ -49,9 +55,9 @@ fn latest_known() -> i64 {
 /// Applies each pending migration in its own write transaction, which first takes the migration
 /// lock (on PostgreSQL; SQLite's write transaction is exclusive already) and reads the version
 /// again, so that replicas starting together apply each migration once.
-pub(crate) async fn run(store: &MetaStore) -> Result<Vec<i64>, Error> {
+pub(crate) async fn run(store: &MetaStore, until: i64) -> Result<Vec<i64>, Error> {
     let mut applied = Vec::new();
-    for m in MIGRATIONS {
+    for m in MIGRATIONS.iter().filter(|m| m.version <= until) {
         let fail = |source| Error::Migration { version: m.version, description: m.description, source: Box::new(source) };
         let mut tx = store.begin_write().await?;
         if store.dialect() == Dialect::Postgres {

@@ -194,7 +194,13 @@ impl MetaStore {
 
     /// Brings the schema up to the newest version this binary knows; returns the versions applied.
     pub async fn migrate(&self) -> Result<Vec<i64>, Error> {
-        migrate::run(self).await
+        migrate::run(self, i64::MAX).await
+    }
+
+    /// Applies the pending migrations up to `version` only (upgrade tests start from an earlier
+    /// schema this way).
+    pub async fn migrate_to(&self, version: i64) -> Result<Vec<i64>, Error> {
+        migrate::run(self, version).await
     }
 
     pub fn dialect(&self) -> Dialect {

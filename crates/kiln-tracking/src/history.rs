@@ -303,6 +303,23 @@ impl Tracking {
                 }
             }
         }
+        // The two ends in step order are kept beside the latest value; they answer when the range
+        // holds the whole history, which is what a chart asks for first.
+        let ends = query(
+            "SELECT key, value_key, timestamp, step, is_nan, key, first_value_key, first_timestamp, first_step, first_is_nan \
+             FROM latest_metrics WHERE run_pk = $1 AND key = $2",
+        )
+        .bind(run_pk)
+        .bind(key)
+        .fetch_optional(self.store.reader())
+        .await?;
+        if let Some(row) = ends {
+            let (last, first) = (rows::metric(&row, 0)?, rows::metric(&row, 5)?);
+            if start <= first.step && last.step <= end {
+                points.extend([last, first].into_iter().take(k.min(2) as usize));
+                return Ok(sorted(points));
+            }
+        }
         for direction in ["DESC", "ASC"].into_iter().take(k.min(2) as usize) {
             let mut sql = Sql::new(self.store.dialect(), "SELECT key, value_key, timestamp, step, is_nan FROM metrics m WHERE ");
             in_range(&mut sql, "m");
@@ -313,11 +330,16 @@ impl Tracking {
                 points.push(rows::metric(&row, 0)?);
             }
         }
-        let order = |m: &Metric| (m.step, m.timestamp, m.value.to_bits());
-        points.sort_by_key(order);
-        points.dedup_by_key(|m| order(m));
-        Ok(points)
+        Ok(sorted(points))
     }
+}
+
+/// Points in step order, each once.
+fn sorted(mut points: Vec<Metric>) -> Vec<Metric> {
+    let order = |m: &Metric| (m.step, m.timestamp, m.value.to_bits());
+    points.sort_by_key(order);
+    points.dedup_by_key(|m| order(m));
+    points
 }
 
 /// Sends the chunk if it holds anything; false when the receiver has gone.

@@ -272,10 +272,25 @@ async fn insert_params(tx: &mut Transaction, dialect: Dialect, run_pk: i64, run_
     Ok(())
 }
 
+/// The conflict clause of the latest_metrics insert: the latest point moves forward and the first
+/// back, each only where the new one is beyond it, and a row neither moves is not written.
+fn latest_upsert() -> String {
+    const LATER: &str = "(excluded.step, excluded.timestamp, excluded.value) > \
+         (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)";
+    const EARLIER: &str = "(excluded.first_step, excluded.first_timestamp, excluded.first_value_key, excluded.first_is_nan) < \
+         (latest_metrics.first_step, latest_metrics.first_timestamp, latest_metrics.first_value_key, latest_metrics.first_is_nan)";
+    let pick = |condition: &str, column: &str| format!("{column} = CASE WHEN {condition} THEN excluded.{column} ELSE latest_metrics.{column} END");
+    let latest = ["step", "timestamp", "value", "value_key", "is_nan"].map(|c| pick(LATER, c));
+    let first = ["first_step", "first_timestamp", "first_value_key", "first_is_nan"].map(|c| pick(EARLIER, c));
+    format!(" ON CONFLICT (run_pk, key) DO UPDATE SET {}, {} WHERE {LATER} OR {EARLIER}", latest.join(", "), first.join(", "))
+}
+
 /// Appends metric points and moves each key's latest value forward where a point is later
-/// (by step, then timestamp, then value).
+/// (by step, then timestamp, then value), and its first point back where one is earlier in step
+/// order (by step, timestamp, value, NaN last).
 async fn insert_metrics(tx: &mut Transaction, dialect: Dialect, run_pk: i64, metrics: &[Metric]) -> Result<()> {
     let mut latest: HashMap<&str, (i64, i64, f64, i64)> = HashMap::new();
+    let mut first: HashMap<&str, (i64, i64, i64, i64)> = HashMap::new();
     for chunk in metrics.chunks(INSERT_CHUNK) {
         let mut q = Sql::new(dialect, "INSERT INTO metrics (run_pk, key, step, timestamp, value_key, is_nan) VALUES ");
         for (i, m) in chunk.iter().enumerate() {
@@ -293,6 +308,8 @@ async fn insert_metrics(tx: &mut Transaction, dialect: Dialect, run_pk: i64, met
                 .push(", ")
                 .bind_int(is_nan)
                 .push(")");
+            let earliest = (m.step, m.timestamp, value_key, is_nan);
+            first.entry(&m.key).and_modify(|best| *best = (*best).min(earliest)).or_insert(earliest);
             let candidate = (m.step, m.timestamp, value, is_nan);
             latest
                 .entry(&m.key)
@@ -308,9 +325,13 @@ async fn insert_metrics(tx: &mut Transaction, dialect: Dialect, run_pk: i64, met
     }
     let latest: Vec<_> = latest.into_iter().collect();
     for chunk in latest.chunks(INSERT_CHUNK) {
-        let mut q =
-            Sql::new(dialect, "INSERT INTO latest_metrics (run_pk, key, step, timestamp, value, value_key, is_nan) VALUES ");
+        let mut q = Sql::new(
+            dialect,
+            "INSERT INTO latest_metrics (run_pk, key, step, timestamp, value, value_key, is_nan, \
+             first_step, first_timestamp, first_value_key, first_is_nan) VALUES ",
+        );
         for (i, (key, (step, timestamp, value, is_nan))) in chunk.iter().enumerate() {
+            let (first_step, first_timestamp, first_value_key, first_is_nan) = first[key];
             q.push(if i == 0 { "(" } else { ", (" });
             q.bind_int(run_pk)
                 .push(", ")
@@ -325,14 +346,17 @@ async fn insert_metrics(tx: &mut Transaction, dialect: Dialect, run_pk: i64, met
                 .bind_int(crate::rows::order_key(*value))
                 .push(", ")
                 .bind_int(*is_nan)
+                .push(", ")
+                .bind_int(first_step)
+                .push(", ")
+                .bind_int(first_timestamp)
+                .push(", ")
+                .bind_int(first_value_key)
+                .push(", ")
+                .bind_int(first_is_nan)
                 .push(")");
         }
-        q.push(
-            " ON CONFLICT (run_pk, key) DO UPDATE SET step = excluded.step, timestamp = excluded.timestamp, \
-             value = excluded.value, value_key = excluded.value_key, is_nan = excluded.is_nan \
-             WHERE (excluded.step, excluded.timestamp, excluded.value) > \
-             (latest_metrics.step, latest_metrics.timestamp, latest_metrics.value)",
-        );
+        q.push(&latest_upsert());
         q.build().execute(&mut **tx).await?;
     }
     Ok(())

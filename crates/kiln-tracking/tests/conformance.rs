@@ -9,24 +9,34 @@ use kiln_tracking::*;
 use sqlx::Connection;
 
 /// A fresh SQLite file (WAL, a writer and a pool of readers, as `kiln server` runs it).
-async fn sqlite() -> (Tracking, Scratch) {
+async fn sqlite_store(options: StoreOptions) -> (MetaStore, Scratch) {
     let path = std::env::temp_dir().join(format!("kiln-test-{}.db", uuid::Uuid::new_v4().simple()));
-    let store = MetaStore::connect(&format!("sqlite:///{}", path.display()), StoreOptions::default()).await.expect("SQLite");
-    (Tracking::open(store, "mlflow-artifacts:/").await.expect("open tracking"), Scratch::SqliteFile(path))
+    let store = MetaStore::connect(&format!("sqlite:///{}", path.display()), options).await.expect("SQLite");
+    (store, Scratch::SqliteFile(path))
+}
+
+async fn sqlite() -> (Tracking, Scratch) {
+    let (store, scratch) = sqlite_store(StoreOptions::default()).await;
+    (Tracking::open(store, "mlflow-artifacts:/").await.expect("open tracking"), scratch)
 }
 
 fn pg_admin() -> String {
     std::env::var("KILN_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
-async fn postgres() -> (Tracking, Scratch) {
+async fn postgres_store(options: StoreOptions) -> (MetaStore, Scratch) {
     let name = format!("kiln_test_{}", uuid::Uuid::new_v4().simple());
     let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", pg_admin()))
         .await
         .expect("PostgreSQL must be reachable at $KILN_TEST_PG for the conformance suite");
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create database");
-    let store = MetaStore::connect(&format!("{}/{name}", pg_admin()), StoreOptions::default()).await.expect("connect");
-    (Tracking::open(store, "mlflow-artifacts:/").await.expect("open tracking"), Scratch::PgDatabase(name))
+    let store = MetaStore::connect(&format!("{}/{name}", pg_admin()), options).await.expect("connect");
+    (store, Scratch::PgDatabase(name))
+}
+
+async fn postgres() -> (Tracking, Scratch) {
+    let (store, scratch) = postgres_store(StoreOptions::default()).await;
+    (Tracking::open(store, "mlflow-artifacts:/").await.expect("open tracking"), scratch)
 }
 
 async fn drop_pg(name: &str) {
@@ -51,6 +61,10 @@ where
     let (tracking, db) = backend;
     let store = tracking.store().clone();
     test(tracking).await;
+    clean_up(store, db).await;
+}
+
+async fn clean_up(store: MetaStore, db: Scratch) {
     store.close().await;
     match db {
         Scratch::SqliteFile(file) => {
@@ -96,6 +110,86 @@ conformance!(
     logged_model_search,
     long_histories_are_sampled_at_a_stride,
 );
+
+/// Upgrades from an earlier schema, on both backends: each starts from a store migrated only to
+/// that version, holding data written as that version wrote it.
+mod upgrades {
+    #[tokio::test]
+    async fn sqlite_from_version_2() {
+        let (store, scratch) = super::sqlite_store(super::StoreOptions { migrate: false, ..Default::default() }).await;
+        super::first_points_are_filled_in(store.clone()).await;
+        super::clean_up(store, scratch).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_from_version_2() {
+        let (store, scratch) = super::postgres_store(super::StoreOptions { migrate: false, ..Default::default() }).await;
+        super::first_points_are_filled_in(store.clone()).await;
+        super::clean_up(store, scratch).await;
+    }
+}
+
+/// Version 3 keeps each metric's first point in step order beside its latest: upgrading fills it
+/// in from the points already there.
+async fn first_points_are_filled_in(store: MetaStore) {
+    use kiln_store::query;
+    assert_eq!(store.migrate_to(2).await.unwrap(), vec![1, 2]);
+    let mut tx = store.begin_write().await.unwrap();
+    query(
+        "INSERT INTO experiments (name, artifact_location, lifecycle_stage, creation_time, last_update_time) \
+         VALUES ('old', 'mlflow-artifacts:/old', 'active', 0, 0)",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let experiment: i64 = query("SELECT experiment_id FROM experiments WHERE name = 'old'").fetch_one(&mut *tx).await.unwrap().try_get(0).unwrap();
+    query(
+        "INSERT INTO runs (run_uuid, experiment_id, name, user_id, status, start_time, lifecycle_stage, artifact_uri) \
+         VALUES ('0123456789abcdef0123456789abcdef', $1, 'old', 'u', 'FINISHED', 0, 'active', 'mlflow-artifacts:/old/r')",
+    )
+    .bind(experiment)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    let run_pk: i64 = query("SELECT run_pk FROM runs").fetch_one(&mut *tx).await.unwrap().try_get(0).unwrap();
+    // Logged in reverse step order: the first point in step order is the last one logged.
+    let points: Vec<(i64, i64, f64)> = (0..5).map(|i| (40 - 10 * i, 100 + i, i as f64 + 0.5)).collect();
+    for (step, timestamp, value) in &points {
+        query("INSERT INTO metrics (run_pk, key, step, timestamp, value_key, is_nan) VALUES ($1, 'loss', $2, $3, $4, 0)")
+            .bind(run_pk)
+            .bind(*step)
+            .bind(*timestamp)
+            .bind(value.to_bits() as i64)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    query("INSERT INTO latest_metrics (run_pk, key, step, timestamp, value, value_key, is_nan) VALUES ($1, 'loss', 40, 100, 0.5, $2, 0)")
+        .bind(run_pk)
+        .bind(0.5f64.to_bits() as i64)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(store.migrate().await.unwrap(), vec![3]);
+    let row = query("SELECT first_step, first_timestamp, first_value_key, first_is_nan FROM latest_metrics")
+        .fetch_one(&store)
+        .await
+        .unwrap();
+    let first: (i64, i64, i64, i64) = (row.try_get(0).unwrap(), row.try_get(1).unwrap(), row.try_get(2).unwrap(), row.try_get(3).unwrap());
+    assert_eq!(first, (0, 104, 4.5f64.to_bits() as i64, 0));
+    // The upgraded store goes on keeping both ends as points arrive.
+    let t = Tracking::open(store, "mlflow-artifacts:/").await.unwrap();
+    let run = "0123456789abcdef0123456789abcdef".to_string();
+    t.log_batch(&run, Batch { metrics: vec![metric("loss", 9.0, 200, -1), metric("loss", 8.0, 201, 50)], ..Batch::default() })
+        .await
+        .unwrap();
+    let latest = t.get_run(&run).await.unwrap().data.metrics;
+    assert_eq!(latest.iter().map(|m| (m.key.as_str(), m.step)).collect::<Vec<_>>(), vec![("loss", 50)]);
+    let row = query("SELECT first_step, first_timestamp FROM latest_metrics").fetch_one(t.store()).await.unwrap();
+    assert_eq!((row.try_get::<i64, _>(0).unwrap(), row.try_get::<i64, _>(1).unwrap()), (-1, 200));
+}
 
 fn tag(key: &str, value: &str) -> Tag {
     Tag { key: key.into(), value: value.into() }
@@ -548,6 +642,36 @@ async fn long_histories_are_sampled_at_a_stride(t: Tracking) {
     assert!(widest <= (n - 1) / 2498 + 1, "evenly spread: widest gap {widest}");
     assert_eq!(sample(1).await, vec![n - 1], "one point: the last in step order");
     assert_eq!(sample(2).await, vec![0, n - 1]);
+    // A range inside the history finds its own ends.
+    let q = BulkIntervalQuery {
+        run_ids: vec![run.clone()],
+        metric_key: "m".into(),
+        start_step: Some(10),
+        end_step: Some(n - 11),
+        max_results: Some(2),
+    };
+    let ends: Vec<i64> = t.metric_history_bulk_interval(q).await.unwrap().into_iter().map(|m| m.metric.step).collect();
+    assert_eq!(ends, vec![10, n - 11]);
+    // Points logged later at either end move the kept ends.
+    t.log_batch(&run, Batch { metrics: vec![metric("m", -1.0, 5, -5), metric("m", 0.5, 6, n + 7)], ..Batch::default() })
+        .await
+        .unwrap();
+    assert_eq!(sample(2).await, vec![-5, n + 7]);
+    // Ties on step are broken by timestamp, then value, as the history orders them.
+    t.log_batch(&run, Batch { metrics: vec![metric("m", -2.0, 4, -5), metric("m", 0.25, 9, n + 7)], ..Batch::default() })
+        .await
+        .unwrap();
+    let ends = t
+        .metric_history_bulk_interval(BulkIntervalQuery {
+            run_ids: vec![run.clone()],
+            metric_key: "m".into(),
+            max_results: Some(2),
+            ..BulkIntervalQuery::default()
+        })
+        .await
+        .unwrap();
+    let ends: Vec<(i64, i64, f64)> = ends.iter().map(|m| (m.metric.step, m.metric.timestamp, m.metric.value)).collect();
+    assert_eq!(ends, vec![(-5, 4, -2.0), (n + 7, 9, 0.25)]);
 }
 
 /// MLflow's sampling of `n` ordered points down to at most `k`: the first point of each of `k`
