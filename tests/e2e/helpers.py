@@ -1,5 +1,6 @@
 """Small helpers shared by the differential suites (raw REST against any target)."""
 
+import os
 import re
 
 from conftest import unique
@@ -95,6 +96,18 @@ class RawHttpResponse:
         import json
 
         return json.loads(self.content)
+
+
+def files_under(folder):
+    """{relative posix path: bytes} of every file below a local folder (downloads)."""
+    out = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, folder).replace(os.sep, "/")
+            with open(path, "rb") as f:
+                out[rel] = f.read()
+    return out
 
 
 def raw_http(base_url, method, target, body=None, headers=None, timeout=60):

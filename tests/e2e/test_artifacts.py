@@ -28,6 +28,7 @@ from conftest import Api, unique
 from helpers import (
     ARTIFACTS_API,
     assert_error,
+    files_under,
     get_experiment,
     get_run,
     new_experiment,
@@ -62,18 +63,6 @@ def stored(server):
 def run_folder(experiment_id, run_id):
     """A run's artifacts folder, relative to the artifact root."""
     return f"{experiment_id}/{run_id}/artifacts"
-
-
-def files_under(folder):
-    """{relative posix path: bytes} of every file below a local folder (downloads)."""
-    out = {}
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, folder).replace(os.sep, "/")
-            with open(path, "rb") as f:
-                out[rel] = f.read()
-    return out
 
 
 def listing(client, run_id, path=None):

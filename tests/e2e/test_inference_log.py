@@ -40,7 +40,7 @@ import tritonclient.http as httpclient
 
 import serving_models
 from conftest import Server, free_port, unique
-from helpers import ARTIFACTS_API
+from helpers import ARTIFACTS_API, files_under
 from test_serving import (ATOL, READY_TIMEOUT, REQUEST_TIMEOUT, RTOL, Serve, assert_oip_error, infer_body,
                           decode_json_outputs, log_onnx, onnxruntime_library, role_counter, scrape, started)
 
@@ -269,22 +269,16 @@ class LogFile:
 def files_in_folder(root, model, complete_only=False):
     """{path relative to <root>/<model>: bytes}; complete_only keeps only *.parquet files that
     pyarrow can read (a file may be caught while it is being written)."""
-    folder = os.path.join(root, model)
     out = {}
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, folder).replace(os.sep, "/")
-            with open(path, "rb") as f:
-                data = f.read()
-            if complete_only:
-                if not name.endswith(".parquet"):
-                    continue
-                try:
-                    pq.read_metadata(pa.BufferReader(data))
-                except (pa.ArrowException, OSError):
-                    continue
-            out[rel] = data
+    for rel, data in files_under(os.path.join(root, model)).items():
+        if complete_only:
+            if not rel.endswith(".parquet"):
+                continue
+            try:
+                pq.read_metadata(pa.BufferReader(data))
+            except (pa.ArrowException, OSError):
+                continue
+        out[rel] = data
     return out
 
 
