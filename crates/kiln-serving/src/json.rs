@@ -143,11 +143,88 @@ fn read<T: Element>(datatype: DataType, text: &str) -> serde_json::Result<Vec<T>
     Ok(out)
 }
 
+/// A number as the JSON text writes it, read into an element type; None when it does not fit.
+trait Number: Sized {
+    fn read(text: &str) -> Option<Self>;
+}
+
+macro_rules! integer_number {
+    ($($t:ty),*) => {$(
+        impl Number for $t {
+            fn read(text: &str) -> Option<Self> {
+                text.parse().ok()
+            }
+        }
+    )*};
+}
+integer_number!(u8, u16, u32, u64, i8, i16, i32, i64);
+
+/// Powers of ten that f32 and f64 hold exactly (5^10 < 2^24, 5^22 < 2^53).
+const POWERS_F32: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+const POWERS_F64: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// `-?digits(.digits)?` with at most 19 digits: its sign, its digits as one integer, and how many
+/// of them follow the point. None for anything else (an exponent, more digits).
+fn short_decimal(text: &str) -> Option<(bool, u64, usize)> {
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.first()? {
+        b'-' => (true, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let (mut mantissa, mut count, mut fraction) = (0u64, 0usize, None::<usize>);
+    for &b in digits {
+        match b {
+            b'0'..=b'9' => {
+                count += 1;
+                if count > 19 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + u64::from(b - b'0');
+                if let Some(f) = fraction.as_mut() {
+                    *f += 1;
+                }
+            }
+            b'.' if fraction.is_none() => fraction = Some(0),
+            _ => return None,
+        }
+    }
+    (count > 0 && fraction != Some(0)).then_some((negative, mantissa, fraction.unwrap_or(0)))
+}
+
+// A short decimal whose digits and power of ten the float holds exactly is one correctly rounded
+// division away (Clinger's fast path), which is what the standard parser answers too; anything
+// else goes to the standard parser.
+impl Number for f32 {
+    fn read(text: &str) -> Option<Self> {
+        match short_decimal(text) {
+            Some((negative, m, f)) if m <= 1 << 24 && f < POWERS_F32.len() => {
+                let v = m as f32 / POWERS_F32[f];
+                Some(if negative { -v } else { v })
+            }
+            _ => text.parse().ok(),
+        }
+    }
+}
+
+impl Number for f64 {
+    fn read(text: &str) -> Option<Self> {
+        match short_decimal(text) {
+            Some((negative, m, f)) if m <= 1 << 53 && f < POWERS_F64.len() => {
+                let v = m as f64 / POWERS_F64[f];
+                Some(if negative { -v } else { v })
+            }
+            _ => text.parse().ok(),
+        }
+    }
+}
+
 /// Numbers of valid JSON text (a number or nested arrays of them) parsed straight into `T` with
 /// the standard library's correctly rounded parsers; None at anything else (strings, objects,
 /// null, booleans, a number `T` cannot hold, nesting deeper than the limit), which the serde
 /// path then reports precisely. The text must already be known to be valid JSON.
-fn scan_numbers<T: std::str::FromStr>(text: &str) -> Option<Vec<T>> {
+fn scan_numbers<T: Number>(text: &str) -> Option<Vec<T>> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len() / 4);
     let (mut i, mut depth) = (0, 0usize);
@@ -170,7 +247,7 @@ fn scan_numbers<T: std::str::FromStr>(text: &str) -> Option<Vec<T>> {
                 while i < bytes.len() && matches!(bytes[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
                     i += 1;
                 }
-                out.push(text[start..i].parse().ok()?);
+                out.push(T::read(&text[start..i])?);
             }
             _ => return None,
         }
@@ -333,5 +410,39 @@ mod tests {
         assert_eq!(serde_json::to_string(&Nested(&data, &[2, 3])).unwrap(), "[[1,2,3],[4,5,6]]");
         assert_eq!(serde_json::to_string(&Nested(&data, &[1, 3, 2])).unwrap(), "[[[1,2],[3,4],[5,6]]]");
         assert_eq!(serde_json::to_string(&Nested(&data, &[6])).unwrap(), "[1,2,3,4,5,6]");
+    }
+
+    #[test]
+    fn short_decimals_read_exactly_as_the_standard_parser_reads_them() {
+        for text in ["0", "-0", "0.1", "-0.07871", "17.99", "1001", "16777216", "16777217", "0.30000000000000004",
+                     "9007199254740993", "1e5", "1.5E-3", "123456789012345678901", "0.0000000001", "99999999999.5"] {
+            assert_eq!(f32::read(text).unwrap().to_bits(), text.parse::<f32>().unwrap().to_bits(), "{text}");
+            assert_eq!(f64::read(text).unwrap().to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+        }
+        // Random decimals of every length and point position, bit for bit.
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..200_000 {
+            let digits = 1 + (next() % 20) as usize;
+            let mut text: String = (0..digits).map(|_| char::from(b'0' + (next() % 10) as u8)).collect();
+            let point = (next() % (digits as u64 + 1)) as usize;
+            if point > 0 && point < digits {
+                text.insert(point, '.');
+            }
+            let text = text.trim_start_matches('0');
+            let text = if text.is_empty() || text.starts_with('.') { format!("0{text}") } else { text.to_string() };
+            let text = if next() % 2 == 0 { format!("-{text}") } else { text };
+            assert_eq!(f32::read(&text).unwrap().to_bits(), text.parse::<f32>().unwrap().to_bits(), "{text}");
+            assert_eq!(f64::read(&text).unwrap().to_bits(), text.parse::<f64>().unwrap().to_bits(), "{text}");
+        }
+        for not_short in ["1.", "-", "", "1.2.3", "1e5", "12345678901234567890"] {
+            assert_eq!(short_decimal(not_short), None, "{not_short}");
+        }
+        assert_eq!(short_decimal("-12.50"), Some((true, 1250, 2)));
     }
 }
