@@ -112,6 +112,17 @@ def tail(path, size=4000):
 # Emulators: one per session, on a free loopback port, with a data folder of its own
 
 
+
+def stop_process(proc, grace=30):
+    """SIGTERM to a process a test started (by its PID), SIGKILL after `grace` s; None is fine."""
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
 class Emulator:
     """A storage emulator process, stopped by its PID at the end of the session."""
 
@@ -149,13 +160,7 @@ class Emulator:
         raise RuntimeError(f"{self.name} did not answer on {self.url} within {timeout}s:\n{tail(self.log_path)}")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
+        stop_process(self.proc, grace=15)
 
 
 class MotoS3(Emulator):

@@ -35,7 +35,6 @@ import os
 import re
 import select
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -51,7 +50,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 import serving_models
-from conftest import free_port, kiln_bin, tail, unique
+from conftest import free_port, kiln_bin, stop_process, tail, unique
 from helpers import raw_http
 
 # ---------------------------------------------------------------------------
@@ -150,13 +149,7 @@ class Serve:
         return wait_for_answer(self, self.url + "/v2/health/ready", "kiln serve", timeout)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
+        stop_process(self.proc)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log(self):
@@ -1580,13 +1573,7 @@ class KilnServerWithServing:
         raise AssertionError(f"not ready within {timeout}s:\n{tail(self.log_path)}")
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=15)
+        stop_process(self.proc)
 
 
 def test_kiln_server_serves_models_beside_the_tracking_api(models, tmp_path):

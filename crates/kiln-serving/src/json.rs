@@ -196,28 +196,24 @@ fn short_decimal(text: &str) -> Option<(bool, u64, usize)> {
 // A short decimal whose digits and power of ten the float holds exactly is one correctly rounded
 // division away (Clinger's fast path), which is what the standard parser answers too; anything
 // else goes to the standard parser.
-impl Number for f32 {
-    fn read(text: &str) -> Option<Self> {
-        match short_decimal(text) {
-            Some((negative, m, f)) if m <= 1 << 24 && f < POWERS_F32.len() => {
-                let v = m as f32 / POWERS_F32[f];
-                Some(if negative { -v } else { v })
+macro_rules! float_number {
+    ($($t:ty, $powers:expr, $mantissa_bits:expr;)*) => {$(
+        impl Number for $t {
+            fn read(text: &str) -> Option<Self> {
+                match short_decimal(text) {
+                    Some((negative, m, f)) if m <= 1 << $mantissa_bits && f < $powers.len() => {
+                        let v = m as $t / $powers[f];
+                        Some(if negative { -v } else { v })
+                    }
+                    _ => text.parse().ok(),
+                }
             }
-            _ => text.parse().ok(),
         }
-    }
+    )*};
 }
-
-impl Number for f64 {
-    fn read(text: &str) -> Option<Self> {
-        match short_decimal(text) {
-            Some((negative, m, f)) if m <= 1 << 53 && f < POWERS_F64.len() => {
-                let v = m as f64 / POWERS_F64[f];
-                Some(if negative { -v } else { v })
-            }
-            _ => text.parse().ok(),
-        }
-    }
+float_number! {
+    f32, POWERS_F32, 24;
+    f64, POWERS_F64, 53;
 }
 
 /// Numbers of valid JSON text (a number or nested arrays of them) parsed straight into `T` with
